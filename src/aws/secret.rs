@@ -1,0 +1,108 @@
+//! Secrets and the only functions that turn credential values into something showable.
+//!
+//! The reference document's masking rules: an access key id shows its first 10 characters
+//! followed by `...`; a session token its first 20 followed by `...`, and only when the caller
+//! asks for it. A secret access key is never shown, not even in part: always `***`.
+
+use std::fmt;
+
+/// What a secret access key is always shown as.
+pub const MASKED_SECRET: &str = "***";
+
+/// A secret value (secret access key, session token). It cannot be serialized, its `Debug` and
+/// `Display` print `***`, and [`Secret::expose`] is the only way to reach the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The raw value, for signing requests and fingerprinting; never for output.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASKED_SECRET)
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(MASKED_SECRET)
+    }
+}
+
+/// An access key id as shown: its first 10 characters and `...`.
+pub fn mask_access_key_id(access_key_id: &str) -> String {
+    prefix_with_ellipsis(access_key_id, 10)
+}
+
+/// A session token as shown when the caller asked for it: its first 20 characters and `...`.
+pub fn mask_session_token(session_token: &str) -> String {
+    prefix_with_ellipsis(session_token, 20)
+}
+
+fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
+    let mut out: String = value.chars().take(keep).collect();
+    out.push_str("...");
+    out
+}
+
+/// Removes every occurrence of the given secrets from a text that came from elsewhere (an AWS
+/// error message, say) before it is shown or logged.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        if out.contains(*secret) {
+            out = out.replace(*secret, MASKED_SECRET);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_keeps_ten_characters() {
+        assert_eq!(mask_access_key_id("AKIAIOSFODNN7EXAMPLE"), "AKIAIOSFOD...");
+    }
+
+    #[test]
+    fn session_token_keeps_twenty_characters() {
+        assert_eq!(
+            mask_session_token("FQoGZXIvYXdzEJr//////////wEaDOq1Bmore"),
+            "FQoGZXIvYXdzEJr/////..."
+        );
+    }
+
+    #[test]
+    fn short_and_multibyte_values_do_not_panic() {
+        assert_eq!(mask_access_key_id("AKIA"), "AKIA...");
+        assert_eq!(mask_access_key_id("ééééééééééééé"), "éééééééééé...");
+        assert_eq!(mask_session_token(""), "...");
+    }
+
+    #[test]
+    fn secret_never_prints() {
+        let secret = Secret::new("wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+        assert_eq!(format!("{secret:?}"), "***");
+        assert_eq!(format!("{secret}"), "***");
+        assert_eq!(secret.expose(), "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY");
+    }
+
+    #[test]
+    fn scrub_removes_secrets_from_foreign_text() {
+        let text = "signature for key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY failed";
+        assert_eq!(
+            scrub(text, &["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]),
+            "signature for key *** failed"
+        );
+    }
+}

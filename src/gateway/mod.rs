@@ -1,0 +1,131 @@
+//! API Gateway WebSocket: the one handler every way in goes through.
+//!
+//! [`handle`] takes an API Gateway WebSocket event and returns the integration response:
+//! `$connect` accepts (choosing the `mcp` subprotocol when offered), `$disconnect` drops the
+//! connection's state, and every other route carries one message, whose reply goes back in the
+//! response body (the `$default` route has a route response). The same function serves Lambda
+//! ([`lambda`]), the local emulator ([`emulator`]) and `invoke`.
+
+pub mod emulator;
+pub mod lambda;
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use base64::Engine;
+use http::{HeaderMap, HeaderValue};
+
+use crate::protocol::{self, loggable};
+use crate::state::AppState;
+
+pub const CONNECT: &str = "$connect";
+pub const DISCONNECT: &str = "$disconnect";
+pub const DEFAULT: &str = "$default";
+
+/// The WebSocket subprotocol MCP clients ask for.
+pub const MCP_SUBPROTOCOL: &str = "mcp";
+
+pub async fn handle(
+    state: &AppState,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    let context = &event.request_context;
+    let connection_id = context.connection_id.as_deref().unwrap_or("-");
+    match context.route_key.as_deref().unwrap_or(DEFAULT) {
+        CONNECT => {
+            state.sessions.open(connection_id);
+            let subprotocol = choose_subprotocol(&event.headers);
+            tracing::info!(
+                connection_id = %loggable(connection_id),
+                route = CONNECT,
+                subprotocol,
+                "connected"
+            );
+            let mut response = ok(None);
+            if let Some(protocol) = subprotocol {
+                response
+                    .headers
+                    .insert("sec-websocket-protocol", HeaderValue::from_static(protocol));
+            }
+            response
+        }
+        DISCONNECT => {
+            state.sessions.close(connection_id);
+            tracing::info!(
+                connection_id = %loggable(connection_id),
+                route = DISCONNECT,
+                status_code = context.disconnect_status_code,
+                "disconnected"
+            );
+            ok(None)
+        }
+        _ => {
+            let body = message_bytes(&event);
+            let reply = protocol::handle(state, connection_id, &body).await;
+            ok(reply)
+        }
+    }
+}
+
+/// The message as bytes: API Gateway base64-encodes a body it cannot pass as text.
+fn message_bytes(event: &ApiGatewayWebsocketProxyRequest) -> Vec<u8> {
+    let body = event.body.as_deref().unwrap_or("");
+    if event.is_base64_encoded {
+        // A body that is not base64 is passed on as it is, and fails to parse as JSON there.
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_else(|_| body.as_bytes().to_vec())
+    } else {
+        body.as_bytes().to_vec()
+    }
+}
+
+/// `mcp` when the client offers it in `Sec-WebSocket-Protocol`.
+pub fn choose_subprotocol(headers: &HeaderMap) -> Option<&'static str> {
+    headers
+        .get_all("sec-websocket-protocol")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim() == MCP_SUBPROTOCOL)
+        .then_some(MCP_SUBPROTOCOL)
+}
+
+fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
+    let mut response = ApiGatewayProxyResponse::default();
+    response.status_code = 200;
+    response.body = body.map(Body::Text);
+    response
+}
+
+/// `invoke`: runs one event (JSON) through the handler and returns the response as JSON.
+pub async fn invoke(state: &AppState, event_json: &str) -> Result<String, serde_json::Error> {
+    let event: ApiGatewayWebsocketProxyRequest = serde_json::from_str(event_json)?;
+    let response = handle(state, event).await;
+    serde_json::to_string_pretty(&response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subprotocol_is_chosen_only_when_offered() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(choose_subprotocol(&headers), None);
+        headers.insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("graphql-ws, mcp"),
+        );
+        assert_eq!(choose_subprotocol(&headers), Some("mcp"));
+        headers.insert("Sec-WebSocket-Protocol", HeaderValue::from_static("mcp2"));
+        assert_eq!(choose_subprotocol(&headers), None);
+    }
+
+    #[test]
+    fn base64_bodies_are_decoded_and_invalid_utf8_survives() {
+        let mut event = ApiGatewayWebsocketProxyRequest::default();
+        event.is_base64_encoded = true;
+        event.body = Some(base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b'{']));
+        assert_eq!(message_bytes(&event), vec![0xff, 0xfe, b'{']);
+    }
+}

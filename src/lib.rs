@@ -1,0 +1,16 @@
+//! mcp-aws-tools: AWS identity tools for AI assistants over MCP.
+//!
+//! One handler serves API Gateway WebSocket events ([`gateway`]). Each message is decoded as
+//! either the reference envelope or MCP JSON-RPC 2.0 ([`protocol`]), routed to one of five tools
+//! ([`tools`]) that resolve credentials and call STS ([`aws`]). Connection-scoped state (overrides
+//! set by `set-environment`, rate limits) lives in [`session`]; everything built once at start-up
+//! lives in [`state::AppState`], configured from the environment by [`config`].
+
+pub mod aws;
+pub mod config;
+pub mod gateway;
+pub mod logging;
+pub mod protocol;
+pub mod session;
+pub mod state;
+pub mod tools;

@@ -1,0 +1,371 @@
+//! MCP over JSON-RPC 2.0: `initialize`, `ping`, `tools/list`, `tools/call`, notifications and
+//! batches, with rmcp's model types.
+//!
+//! A request that cannot be routed or read is a JSON-RPC error (-32700 parse, -32600 invalid
+//! request, -32601 unknown method, -32602 invalid params, [`RATE_LIMITED`]); a tool that ran
+//! and failed is a `tools/call` result with `isError: true`, which the model can read.
+
+use std::sync::LazyLock;
+
+use rmcp::model::{
+    CallToolResult, ContentBlock, EmptyResult, ErrorCode, ErrorData, Implementation,
+    InitializeRequestParams, InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion,
+    RequestId, ServerCapabilities, ServerResult, ToolsCapability,
+};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+use super::{Outcome, Summary, call_tool, loggable};
+use crate::state::AppState;
+use crate::tools::{self, ToolName, ToolReply};
+
+/// The protocol revisions this server speaks, newest first. A client asking for another gets
+/// the newest.
+pub const SUPPORTED_VERSIONS: [ProtocolVersion; 3] = [
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+];
+
+/// Implementation-defined server error: the connection's rate limit is exhausted. `data`
+/// carries `retryAfterMs`.
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
+
+/// Most messages a batch may hold.
+pub const MAX_BATCH: usize = 50;
+
+#[derive(Serialize)]
+struct Response<'a, T: Serialize> {
+    jsonrpc: &'static str,
+    id: &'a RequestId,
+    result: T,
+}
+
+/// An error answer; `id` is `null` when the request's id could not be read, as JSON-RPC 2.0 says.
+#[derive(Serialize)]
+struct ErrorResponse<'a> {
+    jsonrpc: &'static str,
+    id: Option<&'a RequestId>,
+    error: &'a ErrorData,
+}
+
+fn respond<T: Serialize>(id: &RequestId, result: T) -> String {
+    serde_json::to_string(&Response {
+        jsonrpc: "2.0",
+        id,
+        result,
+    })
+    .unwrap_or_else(|_| {
+        error_text(
+            Some(id),
+            &ErrorData::internal_error("could not encode the result", None),
+        )
+    })
+}
+
+fn error_text(id: Option<&RequestId>, error: &ErrorData) -> String {
+    serde_json::to_string(&ErrorResponse {
+        jsonrpc: "2.0",
+        id,
+        error,
+    })
+    .unwrap_or_else(|_| {
+        r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}"#
+            .to_owned()
+    })
+}
+
+/// A JSON-RPC error for a message refused before it could be routed.
+pub fn refusal(id: Option<&RequestId>, code: ErrorCode, message: String) -> (String, Summary) {
+    let mut summary = Summary::new("mcp");
+    summary.outcome = Outcome::Rejected(code.0.to_string());
+    (
+        error_text(id, &ErrorData::new(code, message, None)),
+        summary,
+    )
+}
+
+/// Results the wire format before 2026-07-28 knows: rmcp 3.11 adds `resultType` for that
+/// revision, which clients on the versions we speak must not get.
+fn legacy(mut result: ServerResult) -> ServerResult {
+    result.strip_result_type_for_legacy_peer();
+    result
+}
+
+/// `tools/list` never changes: encoded once.
+fn tools_list() -> &'static RawValue {
+    static LIST: LazyLock<Box<RawValue>> = LazyLock::new(|| {
+        let result = legacy(ServerResult::ListToolsResult(
+            ListToolsResult::with_all_items(tools::definitions().to_vec()),
+        ));
+        serde_json::value::to_raw_value(&result).unwrap_or_else(|_| {
+            RawValue::from_string("{\"tools\":[]}".into()).unwrap_or_else(|_| unreachable!())
+        })
+    });
+    &LIST
+}
+
+fn initialize_result(version: ProtocolVersion) -> ServerResult {
+    let mut tools = ToolsCapability::default();
+    tools.list_changed = Some(false);
+    let mut capabilities = ServerCapabilities::default();
+    capabilities.tools = Some(tools);
+    let info = Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+        .with_title("AWS identity tools");
+    legacy(ServerResult::InitializeResult(
+        InitializeResult::new(capabilities)
+            .with_protocol_version(version)
+            .with_server_info(info)
+            .with_instructions(
+                "AWS identity tools: aws_get_credentials shows the credentials in effect (masked), \
+                 aws_list_profiles the named profiles, aws_get_account_info and \
+                 aws_validate_credentials ask STS who the credentials belong to, and \
+                 aws_set_environment sets credentials or a region for this connection only.",
+            ),
+    ))
+}
+
+pub async fn handle(
+    state: &AppState,
+    connection_id: &str,
+    mut object: Map<String, Value>,
+) -> (Option<String>, Summary) {
+    let id = match object.get("id") {
+        None => None,
+        Some(Value::String(s)) => Some(NumberOrString::String(s.as_str().into())),
+        Some(Value::Number(n)) if n.is_i64() => n.as_i64().map(NumberOrString::Number),
+        Some(_) => {
+            let (reply, summary) = refusal(
+                None,
+                ErrorCode::INVALID_REQUEST,
+                "id must be a string or an integer".into(),
+            );
+            return (Some(reply), summary);
+        }
+    };
+    let (reply, mut summary) = handle_message(state, connection_id, id.as_ref(), &mut object).await;
+    summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()));
+    (reply, summary)
+}
+
+async fn handle_message(
+    state: &AppState,
+    connection_id: &str,
+    id: Option<&RequestId>,
+    object: &mut Map<String, Value>,
+) -> (Option<String>, Summary) {
+    let refuse = |code: ErrorCode, message: String| {
+        let (reply, summary) = refusal(id, code, message);
+        (Some(reply), summary)
+    };
+    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return refuse(ErrorCode::INVALID_REQUEST, "jsonrpc must be \"2.0\"".into());
+    }
+    let method = match object.remove("method") {
+        Some(Value::String(method)) => method,
+        Some(_) => return refuse(ErrorCode::INVALID_REQUEST, "method must be a string".into()),
+        None if object.contains_key("result") || object.contains_key("error") => {
+            // A response to a request this server never sends: nothing to answer, but logged.
+            let mut summary = Summary::new("mcp");
+            summary.outcome = Outcome::NoReply("unexpected_response");
+            return (None, summary);
+        }
+        None => return refuse(ErrorCode::INVALID_REQUEST, "missing field method".into()),
+    };
+    let mut summary = Summary::new("mcp");
+    summary.method = Some(loggable(&method));
+
+    let Some(id) = id else {
+        // Notifications (notifications/initialized, notifications/cancelled, ...) get no reply.
+        summary.outcome = Outcome::NoReply("notification");
+        return (None, summary);
+    };
+    let params = match object.remove("params") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(params)) => params,
+        Some(_) => return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into()),
+    };
+
+    let reply = match method.as_str() {
+        "initialize" => {
+            match serde_json::from_value::<InitializeRequestParams>(Value::Object(params)) {
+                Ok(params) => {
+                    let version = SUPPORTED_VERSIONS
+                        .into_iter()
+                        .find(|v| *v == params.protocol_version)
+                        .unwrap_or(ProtocolVersion::V_2025_11_25);
+                    respond(id, initialize_result(version))
+                }
+                Err(err) => {
+                    return refuse(
+                        ErrorCode::INVALID_PARAMS,
+                        format!("invalid initialize params: {err}"),
+                    );
+                }
+            }
+        }
+        "ping" => respond(id, EmptyResult {}),
+        "tools/list" => {
+            if params.get("cursor").is_some_and(|c| !c.is_null()) {
+                return refuse(
+                    ErrorCode::INVALID_PARAMS,
+                    "invalid cursor: tools/list has a single page".into(),
+                );
+            }
+            respond(id, tools_list())
+        }
+        "tools/call" => {
+            let (name, arguments) = match call_params(params) {
+                Ok(decoded) => decoded,
+                Err(message) => return refuse(ErrorCode::INVALID_PARAMS, message),
+            };
+            let Some(tool) = ToolName::parse(&name) else {
+                let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.mcp_name()).collect();
+                return refuse(
+                    ErrorCode::INVALID_PARAMS,
+                    format!(
+                        "unknown tool '{}'; available: {}",
+                        loggable(&name),
+                        known.join(", ")
+                    ),
+                );
+            };
+            summary.tool = Some(tool);
+            match call_tool(state, connection_id, tool, &arguments).await {
+                Err(limited) => {
+                    let retry_after_ms = limited.retry_after.as_millis() as u64;
+                    let error = ErrorData::new(
+                        RATE_LIMITED,
+                        limited.to_string(),
+                        Some(json!({ "retryAfterMs": retry_after_ms })),
+                    );
+                    summary.outcome = Outcome::Rejected(RATE_LIMITED.0.to_string());
+                    return (Some(error_text(Some(id), &error)), summary);
+                }
+                Ok(reply) => {
+                    summary.error_code = reply.error_code().map(str::to_owned);
+                    summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
+                    respond(id, legacy(ServerResult::CallToolResult(call_result(reply))))
+                }
+            }
+        }
+        _ => {
+            return refuse(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method not found: {}", loggable(&method)),
+            );
+        }
+    };
+    (Some(reply), summary)
+}
+
+/// `tools/call` params: `name` (string) and `arguments` (object, optional). Messages name the
+/// field, never the value.
+fn call_params(mut params: Map<String, Value>) -> Result<(String, Map<String, Value>), String> {
+    let name = match params.remove("name") {
+        Some(Value::String(name)) => name,
+        Some(_) => return Err("name must be a string".into()),
+        None => return Err("missing field name".into()),
+    };
+    let arguments = match params.remove("arguments") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(arguments)) => arguments,
+        Some(_) => return Err("arguments must be an object".into()),
+    };
+    Ok((name, arguments))
+}
+
+/// The tool's JSON as `structuredContent` and, for clients that read only text, as text.
+fn call_result(reply: ToolReply) -> CallToolResult {
+    let (body, is_error) = match reply {
+        ToolReply::Answer { body, error } => (body, error.is_some()),
+        ToolReply::Failure(err) => (err.body(), true),
+    };
+    let mut result = CallToolResult::success(vec![ContentBlock::text(body.to_string())]);
+    result.structured_content = Some(body);
+    result.is_error = Some(is_error);
+    result
+}
+
+/// A JSON-RPC batch (MCP 2025-03-26): each message answered, the answers in one array.
+pub async fn handle_batch(
+    state: &AppState,
+    connection_id: &str,
+    items: Vec<Value>,
+) -> (Option<String>, Vec<Summary>) {
+    if items.is_empty() || items.len() > MAX_BATCH {
+        let message = if items.is_empty() {
+            "empty batch".to_owned()
+        } else {
+            format!(
+                "batch of {} messages; at most {MAX_BATCH} are accepted",
+                items.len()
+            )
+        };
+        let (reply, summary) = refusal(None, ErrorCode::INVALID_REQUEST, message);
+        return (Some(reply), vec![summary]);
+    }
+    let mut replies = Vec::new();
+    let mut summaries = Vec::new();
+    for item in items {
+        let (reply, summary) = match item {
+            Value::Object(object) => handle(state, connection_id, object).await,
+            _ => {
+                let (reply, summary) = refusal(
+                    None,
+                    ErrorCode::INVALID_REQUEST,
+                    "a batch holds JSON-RPC message objects".into(),
+                );
+                (Some(reply), summary)
+            }
+        };
+        replies.extend(reply);
+        summaries.push(summary);
+    }
+    let reply = (!replies.is_empty()).then(|| format!("[{}]", replies.join(",")));
+    (reply, summaries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tools_list_has_no_result_type() {
+        let list: Value = serde_json::from_str(tools_list().get()).unwrap();
+        assert!(list.get("resultType").is_none());
+        assert_eq!(list["tools"].as_array().unwrap().len(), 5);
+        assert_eq!(list["tools"][0]["name"], "aws_get_credentials");
+    }
+
+    #[test]
+    fn initialize_result_shape() {
+        let result =
+            serde_json::to_value(initialize_result(ProtocolVersion::V_2025_06_18)).unwrap();
+        assert_eq!(result["protocolVersion"], "2025-06-18");
+        assert!(result["capabilities"]["tools"].is_object());
+        assert_eq!(result["serverInfo"]["name"], "mcp-aws-tools");
+        assert!(result.get("resultType").is_none());
+    }
+
+    #[test]
+    fn call_result_without_result_type() {
+        let result = legacy(ServerResult::CallToolResult(call_result(ToolReply::ok(
+            json!({"a": 1}),
+        ))));
+        let value = serde_json::to_value(result).unwrap();
+        assert!(value.get("resultType").is_none());
+        assert_eq!(value["structuredContent"], json!({"a": 1}));
+        assert_eq!(value["content"][0]["text"], "{\"a\":1}");
+        assert_eq!(value["isError"], false);
+    }
+
+    #[test]
+    fn unknown_ids_are_null() {
+        let (text, _) = refusal(None, ErrorCode::PARSE_ERROR, "bad".into());
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(value["id"], Value::Null);
+        assert_eq!(value["error"]["code"], -32700);
+    }
+}

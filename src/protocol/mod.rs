@@ -1,0 +1,207 @@
+//! Wire formats. [`handle`] is where a message is decoded: it detects, per message, the
+//! reference envelope (`message_type`, `protocol_version`, `message_id`) or MCP JSON-RPC 2.0
+//! (`jsonrpc`), answers in the same format, and logs one record per message.
+
+pub mod envelope;
+pub mod mcp;
+
+use std::time::Instant;
+
+use serde_json::{Map, Value};
+
+use crate::config::MAX_MESSAGE_BYTES;
+use crate::session::RateLimited;
+use crate::state::AppState;
+use crate::tools::{self, ErrorKind, ToolName, ToolReply};
+
+/// How a message ended, for the log record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Answered successfully.
+    Ok,
+    /// A notification or a client's response: nothing to answer.
+    NoReply(&'static str),
+    /// The tool ran and failed.
+    ToolError(ErrorKind),
+    /// The message was refused before any tool ran: a JSON-RPC code or an envelope error code.
+    Rejected(String),
+}
+
+impl Outcome {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NoReply(why) => why,
+            Outcome::ToolError(kind) => kind.as_str(),
+            Outcome::Rejected(code) => code,
+        }
+    }
+}
+
+/// What the log record of a message says about it.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub format: &'static str,
+    pub method: Option<String>,
+    pub tool: Option<ToolName>,
+    pub request_id: Option<String>,
+    pub outcome: Outcome,
+    /// The AWS error code, when AWS refused.
+    pub error_code: Option<String>,
+}
+
+impl Summary {
+    fn new(format: &'static str) -> Self {
+        Self {
+            format,
+            method: None,
+            tool: None,
+            request_id: None,
+            outcome: Outcome::Ok,
+            error_code: None,
+        }
+    }
+}
+
+/// Client-supplied text as it may appear in a log record: at most 64 characters.
+pub(crate) fn loggable(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+/// Decodes one WebSocket message, runs it, and returns the reply to send, if any.
+pub async fn handle(state: &AppState, connection_id: &str, body: &[u8]) -> Option<String> {
+    let started = Instant::now();
+    let (reply, summaries) = dispatch(state, connection_id, body).await;
+    log(connection_id, &summaries, started);
+    reply
+}
+
+/// A text frame whose payload the transport found not to be UTF-8, so it could not be passed
+/// on: answered with a parse error and logged like any other message.
+pub fn refuse_invalid_utf8(connection_id: &str) -> String {
+    let started = Instant::now();
+    let (reply, summary) = mcp::refusal(
+        None,
+        rmcp::model::ErrorCode::PARSE_ERROR,
+        "message is not valid UTF-8: text frames must carry UTF-8".into(),
+    );
+    log(connection_id, &[summary], started);
+    reply
+}
+
+fn log(connection_id: &str, summaries: &[Summary], started: Instant) {
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    for summary in summaries {
+        tracing::info!(
+            connection_id = %loggable(connection_id),
+            format = summary.format,
+            method = summary.method.as_deref(),
+            tool = summary.tool.map(ToolName::reference_name),
+            request_id = summary.request_id.as_deref(),
+            outcome = summary.outcome.as_str(),
+            error_code = summary.error_code.as_deref(),
+            duration_ms,
+            "message"
+        );
+    }
+}
+
+async fn dispatch(
+    state: &AppState,
+    connection_id: &str,
+    body: &[u8],
+) -> (Option<String>, Vec<Summary>) {
+    let envelope_like = looks_like_envelope(body);
+    let refuse =
+        |message: String, json_rpc_code: rmcp::model::ErrorCode, envelope_code: &'static str| {
+            if envelope_like {
+                envelope::refusal(None, envelope_code, message)
+            } else {
+                mcp::refusal(None, json_rpc_code, message)
+            }
+        };
+
+    if body.len() > MAX_MESSAGE_BYTES {
+        let message = format!(
+            "message too large: {} bytes, the limit is {MAX_MESSAGE_BYTES} bytes (128 KB)",
+            body.len()
+        );
+        let (reply, summary) = refuse(
+            message,
+            rmcp::model::ErrorCode::INVALID_REQUEST,
+            "MESSAGE_TOO_LARGE",
+        );
+        return (Some(reply), vec![summary]);
+    }
+    let text = match std::str::from_utf8(body) {
+        Ok(text) => text,
+        Err(err) => {
+            let message = format!(
+                "message is not valid UTF-8: invalid byte at offset {}",
+                err.valid_up_to()
+            );
+            let (reply, summary) =
+                refuse(message, rmcp::model::ErrorCode::PARSE_ERROR, "PARSE_ERROR");
+            return (Some(reply), vec![summary]);
+        }
+    };
+    let value: Value = match serde_json::from_str(text) {
+        Ok(value) => value,
+        Err(err) => {
+            let message = format!("invalid JSON: {err}");
+            let (reply, summary) =
+                refuse(message, rmcp::model::ErrorCode::PARSE_ERROR, "PARSE_ERROR");
+            return (Some(reply), vec![summary]);
+        }
+    };
+    match value {
+        Value::Object(object) if object.contains_key("jsonrpc") => {
+            let (reply, summary) = mcp::handle(state, connection_id, object).await;
+            (reply.map(|r| r.to_string()), vec![summary])
+        }
+        Value::Object(object) if is_envelope(&object) => {
+            let (reply, summary) = envelope::handle(state, connection_id, object).await;
+            (Some(reply), vec![summary])
+        }
+        Value::Array(items) => mcp::handle_batch(state, connection_id, items).await,
+        Value::Object(object)
+            if object
+                .get("method")
+                .and_then(Value::as_str)
+                .is_some_and(|m| m.starts_with("aws/")) =>
+        {
+            let (reply, summary) = envelope::handle(state, connection_id, object).await;
+            (Some(reply), vec![summary])
+        }
+        _ => {
+            let (reply, summary) = mcp::refusal(
+                None,
+                rmcp::model::ErrorCode::INVALID_REQUEST,
+                "not a JSON-RPC 2.0 message (\"jsonrpc\": \"2.0\") nor a reference envelope (\"message_type\": \"REQUEST\")".into(),
+            );
+            (Some(reply), vec![summary])
+        }
+    }
+}
+
+fn is_envelope(object: &Map<String, Value>) -> bool {
+    object.contains_key("message_type") || object.contains_key("message_id")
+}
+
+/// For a message that cannot be parsed: answer in the envelope format if it mentions one of
+/// the envelope's fields, else in JSON-RPC.
+fn looks_like_envelope(body: &[u8]) -> bool {
+    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
+    contains(b"\"message_type\"") && !contains(b"\"jsonrpc\"")
+}
+
+/// Every tool call passes through here, whatever its wire format: rate limit, then the tool.
+pub async fn call_tool(
+    state: &AppState,
+    connection_id: &str,
+    tool: ToolName,
+    arguments: &Map<String, Value>,
+) -> Result<ToolReply, RateLimited> {
+    state.sessions.admit(connection_id, tool.bucket())?;
+    Ok(tools::run(state, connection_id, tool, arguments).await)
+}

@@ -1,0 +1,167 @@
+//! aws/get-credentials: which credentials a call would run with, masked.
+
+use rmcp::model::ToolAnnotations;
+use serde_json::{Map, Value, json};
+
+use super::{Args, Call, Spec, ToolError, nullable_string, profile_property, timestamp};
+use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
+
+pub(super) fn spec() -> Spec {
+    Spec {
+        title: "Get AWS credentials",
+        description: "Shows the AWS credentials this connection's calls run with (access key id \
+            masked to its first 10 characters, secret access key always hidden), their region \
+            and source, and the AWS variables in effect. Session tokens are shown masked only \
+            when include_session_token is true.",
+        input: json!({
+            "type": "object",
+            "properties": {
+                "profile": profile_property(),
+                "include_session_token": {
+                    "type": "boolean",
+                    "default": false,
+                    "description": "Also show the session token's first 20 characters."
+                }
+            },
+            "additionalProperties": false
+        }),
+        output: json!({
+            "type": "object",
+            "required": ["timestamp", "credentials", "environment_variables", "metadata"],
+            "properties": {
+                "timestamp": { "type": "string" },
+                "credentials": {
+                    "type": "object",
+                    "required": ["access_key_id", "secret_access_key", "region", "profile", "has_session_token"],
+                    "properties": {
+                        "access_key_id": { "type": "string" },
+                        "secret_access_key": { "const": MASKED_SECRET },
+                        "region": nullable_string(),
+                        "profile": nullable_string(),
+                        "has_session_token": { "type": "boolean" },
+                        "session_token": { "type": "string" },
+                        "expiration": nullable_string()
+                    }
+                },
+                "environment_variables": {
+                    "type": "object",
+                    "additionalProperties": { "type": "string" }
+                },
+                "metadata": {
+                    "type": "object",
+                    "required": ["credentials_source"],
+                    "properties": {
+                        "boto3_available": { "type": "boolean" },
+                        "credentials_source": { "type": "string" }
+                    }
+                }
+            }
+        }),
+        annotations: ToolAnnotations::with_title("Get AWS credentials")
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(false),
+    }
+}
+
+pub(super) async fn run(
+    call: &Call<'_>,
+    arguments: &Map<String, Value>,
+) -> Result<Value, ToolError> {
+    let args = Args::new(arguments, &["profile", "include_session_token"])?;
+    let profile = args.profile()?;
+    let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
+    let context = call.context(profile).await?;
+    let credentials = &context.resolved.credentials;
+
+    let mut shown = json!({
+        "access_key_id": mask_access_key_id(credentials.access_key_id()),
+        "secret_access_key": MASKED_SECRET,
+        "region": context.region,
+        "profile": context.resolved.source.profile(),
+        "has_session_token": credentials.session_token().is_some(),
+    });
+    if let (true, Some(token)) = (include_session_token, credentials.session_token()) {
+        shown["session_token"] = json!(mask_session_token(token));
+    }
+    if let Some(expiry) = credentials.expiry() {
+        shown["expiration"] = json!(
+            chrono::DateTime::<chrono::Utc>::from(expiry)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+
+    Ok(json!({
+        "timestamp": timestamp(),
+        "credentials": shown,
+        "environment_variables": environment_variables(call, include_session_token),
+        "metadata": {
+            // Kept for clients written against the reference document: the Rust SDK is always
+            // compiled in, so full functionality is always available.
+            "boto3_available": true,
+            "credentials_source": context.resolved.source.label(),
+        }
+    }))
+}
+
+/// The AWS credential and region variables in effect for this connection, masked: the
+/// process environment with the connection's set-environment overrides on top.
+fn environment_variables(call: &Call<'_>, include_session_token: bool) -> Value {
+    let env = &call.state.config.aws;
+    let overrides = call.state.sessions.overrides(call.connection_id);
+    let mut vars = Map::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            vars.insert(name.to_owned(), Value::String(value));
+        }
+    };
+    let token_shown = |token: &str| {
+        if include_session_token {
+            mask_session_token(token)
+        } else {
+            MASKED_SECRET.to_owned()
+        }
+    };
+    match &overrides.credentials {
+        Some(credentials) => {
+            put(
+                "AWS_ACCESS_KEY_ID",
+                Some(mask_access_key_id(credentials.access_key_id())),
+            );
+            put("AWS_SECRET_ACCESS_KEY", Some(MASKED_SECRET.to_owned()));
+            put(
+                "AWS_SESSION_TOKEN",
+                credentials.session_token().map(token_shown),
+            );
+        }
+        None => {
+            put(
+                "AWS_ACCESS_KEY_ID",
+                env.access_key_id.as_deref().map(mask_access_key_id),
+            );
+            put(
+                "AWS_SECRET_ACCESS_KEY",
+                env.secret_access_key
+                    .as_ref()
+                    .map(|_| MASKED_SECRET.to_owned()),
+            );
+            put(
+                "AWS_SESSION_TOKEN",
+                env.session_token.as_ref().map(|t| token_shown(t.expose())),
+            );
+        }
+    }
+    match &overrides.region {
+        Some(region) => {
+            put("AWS_DEFAULT_REGION", Some(region.clone()));
+            put("AWS_REGION", Some(region.clone()));
+        }
+        None => {
+            put("AWS_DEFAULT_REGION", env.default_region.clone());
+            put("AWS_REGION", env.region.clone());
+        }
+    }
+    put("AWS_PROFILE", env.profile.clone());
+    Value::Object(vars)
+}

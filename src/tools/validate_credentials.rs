@@ -1,0 +1,86 @@
+//! aws/validate-credentials: asks STS, every time, whether the credentials are valid.
+
+use rmcp::model::ToolAnnotations;
+use serde_json::{Map, Value, json};
+
+use super::{
+    Args, Call, ErrorKind, Spec, ToolError, ToolReply, nullable_string, profile_property,
+    sts_error, timestamp,
+};
+use crate::aws::sts::{FALLBACK_REGION, StsError};
+
+pub(super) fn spec() -> Spec {
+    Spec {
+        title: "Validate AWS credentials",
+        description: "Checks the credentials in effect with a real STS GetCallerIdentity call. \
+            Answers valid: true with the account and ARN, or valid: false with the AWS error \
+            code (InvalidClientTokenId, SignatureDoesNotMatch, ExpiredToken, ...).",
+        input: json!({
+            "type": "object",
+            "properties": { "profile": profile_property() },
+            "additionalProperties": false
+        }),
+        output: json!({
+            "type": "object",
+            "required": ["valid", "timestamp"],
+            "properties": {
+                "valid": { "type": "boolean" },
+                "timestamp": { "type": "string" },
+                "account_id": { "type": "string" },
+                "arn": { "type": "string" },
+                "region": nullable_string(),
+                "profile": nullable_string(),
+                "error": { "const": "invalid_credentials" },
+                "error_code": { "type": "string" },
+                "message": { "type": "string" }
+            }
+        }),
+        annotations: ToolAnnotations::with_title("Validate AWS credentials")
+            .read_only(true)
+            .destructive(false)
+            .idempotent(true)
+            .open_world(true),
+    }
+}
+
+pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
+    match validate(call, arguments).await {
+        Ok(reply) => reply,
+        Err(err) => ToolReply::Failure(err),
+    }
+}
+
+async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolReply, ToolError> {
+    let args = Args::new(arguments, &["profile"])?;
+    let context = call.context(args.profile()?).await?;
+    let region = context.region.as_deref().unwrap_or(FALLBACK_REGION);
+    let profile = context.resolved.source.profile();
+    match call
+        .state
+        .sts
+        .caller_identity(&context.resolved.credentials, region)
+        .await
+    {
+        Ok(identity) => Ok(ToolReply::ok(json!({
+            "valid": true,
+            "timestamp": timestamp(),
+            "account_id": identity.account,
+            "arn": identity.arn,
+            "region": context.region,
+            "profile": profile,
+        }))),
+        Err(StsError::InvalidCredentials { code, message }) => Ok(ToolReply::Answer {
+            body: json!({
+                "valid": false,
+                "timestamp": timestamp(),
+                "error": ErrorKind::InvalidCredentials.as_str(),
+                "error_code": code,
+                "message": message,
+                "region": context.region,
+                "profile": profile,
+            }),
+            error: Some(ErrorKind::InvalidCredentials),
+        }),
+        Err(other) => Err(sts_error(other)),
+    }
+}
