@@ -18,12 +18,12 @@ use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::OnceCell;
 
 use super::profiles::{Profiles, ProfilesError};
 use super::secret;
+use super::sts::Refusal;
 use crate::config::AwsEnvironment;
 
 /// Where the credentials of a call came from, as reported in `credentials_source`.
@@ -69,16 +69,20 @@ pub struct Resolved {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialError {
+    /// No provider had credentials; `reason` is aws-config's account of why, for the log.
     #[error("AWS credentials not found")]
-    NotFound,
+    NotFound { reason: String },
+    /// A named profile that yields no credentials, with aws-config's reason.
+    #[error("AWS credentials not found for profile '{profile}': {reason}")]
+    NotFoundInProfile { profile: String, reason: String },
     #[error("profile '{0}' is not defined in the AWS config or credentials file")]
     UnknownProfile(String),
     #[error("the credential provider did not answer within {0:?}")]
     TimedOut(Duration),
-    /// A provider failed; `code` is the AWS error code when an AWS call (AssumeRole) failed.
+    /// A provider failed; `refusal` is what AWS said when an AWS call (AssumeRole) was refused.
     #[error("{message}")]
     Provider {
-        code: Option<String>,
+        refusal: Option<Refusal>,
         message: String,
     },
     #[error(transparent)]
@@ -123,22 +127,21 @@ impl Cached {
 
 fn classify(error: CredentialsError) -> CredentialError {
     match &error {
-        CredentialsError::CredentialsNotLoaded(_) => CredentialError::NotFound,
+        CredentialsError::CredentialsNotLoaded(_) => CredentialError::NotFound {
+            reason: DisplayErrorContext(&error).to_string(),
+        },
         CredentialsError::ProviderTimedOut(timed_out) => {
             CredentialError::TimedOut(timed_out.timeout_duration())
         }
-        _ => {
-            let code = assume_role_error_code(&error);
-            CredentialError::Provider {
-                code,
-                message: DisplayErrorContext(&error).to_string(),
-            }
-        }
+        _ => CredentialError::Provider {
+            refusal: assume_role_refusal(&error),
+            message: DisplayErrorContext(&error).to_string(),
+        },
     }
 }
 
-/// The AWS error code of a failed AssumeRole somewhere in the error's sources.
-fn assume_role_error_code(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+/// What AWS said to a refused AssumeRole somewhere in the error's sources.
+fn assume_role_refusal(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
     use aws_sdk_sts::error::SdkError;
     use aws_sdk_sts::operation::assume_role::AssumeRoleError;
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
@@ -146,7 +149,7 @@ fn assume_role_error_code(error: &(dyn std::error::Error + 'static)) -> Option<S
         if let Some(SdkError::ServiceError(service)) =
             err.downcast_ref::<SdkError<AssumeRoleError>>()
         {
-            return service.err().code().map(str::to_owned);
+            return Some(Refusal::of(service.err(), service.raw()));
         }
         current = err.source();
     }
@@ -200,7 +203,19 @@ impl CredentialResolver {
             if !profiles.contains(name).await? {
                 return Err(CredentialError::UnknownProfile(name.to_owned()));
             }
-            let credentials = self.named(name).get(self.timeout).await?;
+            let credentials =
+                self.named(name)
+                    .get(self.timeout)
+                    .await
+                    .map_err(|err| match err {
+                        CredentialError::NotFound { reason } => {
+                            CredentialError::NotFoundInProfile {
+                                profile: name.to_owned(),
+                                reason,
+                            }
+                        }
+                        other => other,
+                    })?;
             return Ok(Resolved {
                 credentials,
                 source: Source::Profile(name.to_owned()),
@@ -339,6 +354,6 @@ mod tests {
     #[test]
     fn credentials_not_loaded_means_not_found() {
         let err = classify(CredentialsError::not_loaded("nothing configured"));
-        assert!(matches!(err, CredentialError::NotFound));
+        assert!(matches!(err, CredentialError::NotFound { .. }));
     }
 }

@@ -194,19 +194,18 @@ pub fn classify(
             }
         }
         SdkError::ServiceError(service) => {
-            let (code, message, refused) = match service.err().code() {
-                Some(code) => (
-                    code.to_owned(),
-                    service.err().message().unwrap_or_default().to_owned(),
-                    false,
-                ),
-                None => code_from_body(service.raw()),
-            };
-            let message = scrub(&message, credentials);
-            if refused || is_invalid_credentials_code(&code) {
-                StsError::InvalidCredentials { code, message }
+            let refusal = Refusal::of(service.err(), service.raw());
+            let message = scrub(&refusal.message, credentials);
+            if refusal.invalid_credentials {
+                StsError::InvalidCredentials {
+                    code: refusal.code,
+                    message,
+                }
             } else {
-                StsError::Service { code, message }
+                StsError::Service {
+                    code: refusal.code,
+                    message,
+                }
             }
         }
         SdkError::ResponseError(_) => {
@@ -219,8 +218,37 @@ pub fn classify(
     }
 }
 
-/// Reads `<Code>` and `<Message>` out of an error body the SDK could not parse (moto's auth
-/// errors come wrapped in `<Errors>` with `text/html`). The third value says whether the
+/// What AWS said when it refused a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+    /// The code (or a bare 401/403) means the credentials were not accepted.
+    pub invalid_credentials: bool,
+}
+
+impl Refusal {
+    /// From the SDK's parsed error, falling back on the raw body when the SDK could not parse
+    /// it (moto's IAM-auth errors come wrapped in `<Errors>` with `text/html`).
+    pub fn of(error: &impl ProvideErrorMetadata, raw: &HttpResponse) -> Self {
+        let (code, message, bare_refusal) = match error.code() {
+            Some(code) => (
+                code.to_owned(),
+                error.message().unwrap_or_default().to_owned(),
+                false,
+            ),
+            None => code_from_body(raw),
+        };
+        let invalid_credentials = bare_refusal || is_invalid_credentials_code(&code);
+        Self {
+            code,
+            message,
+            invalid_credentials,
+        }
+    }
+}
+
+/// Reads `<Code>` and `<Message>` out of an error body. The third value says whether the
 /// credentials were refused without a code: a bare 401 or 403.
 fn code_from_body(raw: &HttpResponse) -> (String, String, bool) {
     let body = raw

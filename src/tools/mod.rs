@@ -265,25 +265,31 @@ impl Call<'_> {
 
 fn credential_error(err: CredentialError) -> ToolError {
     match err {
-        CredentialError::NotFound => ToolError::new(ErrorKind::NoCredentials, err.to_string()),
+        CredentialError::NotFound { ref reason } => {
+            tracing::debug!(reason = %reason, "no credentials from the default chain");
+            ToolError::new(ErrorKind::NoCredentials, err.to_string())
+        }
+        CredentialError::NotFoundInProfile { .. } => {
+            ToolError::new(ErrorKind::NoCredentials, err.to_string())
+        }
         CredentialError::UnknownProfile(_) => ToolError::validation("profile", err.to_string()),
         CredentialError::TimedOut(_) => ToolError::new(ErrorKind::ClientError, err.to_string()),
         CredentialError::Provider {
-            code: Some(code),
+            refusal: Some(refusal),
             message,
         } => {
-            let kind = if crate::aws::sts::is_invalid_credentials_code(&code) {
+            let kind = if refusal.invalid_credentials {
                 ErrorKind::InvalidCredentials
             } else {
                 ErrorKind::ClientError
             };
             ToolError {
-                error_code: Some(code),
+                error_code: Some(refusal.code),
                 ..ToolError::new(kind, message)
             }
         }
         CredentialError::Provider {
-            code: None,
+            refusal: None,
             message,
         } => ToolError::new(ErrorKind::ExecutionError, message),
         CredentialError::Profiles(err) => {

@@ -52,7 +52,20 @@ pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Tool
 
 async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolReply, ToolError> {
     let args = Args::new(arguments, &["profile"])?;
-    let context = call.context(args.profile()?).await?;
+    let profile_argument = args.profile()?;
+    let context = match call.context(profile_argument).await {
+        Ok(context) => context,
+        // A profile whose AssumeRole was refused: its source credentials are not valid.
+        Err(err) if err.kind == ErrorKind::InvalidCredentials => {
+            return Ok(invalid(
+                err.error_code.unwrap_or_default(),
+                err.message,
+                None,
+                profile_argument,
+            ));
+        }
+        Err(err) => return Err(err),
+    };
     let region = context.region.as_deref().unwrap_or(FALLBACK_REGION);
     let profile = context.resolved.source.profile();
     match call
@@ -69,18 +82,30 @@ async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Too
             "region": context.region,
             "profile": profile,
         }))),
-        Err(StsError::InvalidCredentials { code, message }) => Ok(ToolReply::Answer {
-            body: json!({
-                "valid": false,
-                "timestamp": timestamp(),
-                "error": ErrorKind::InvalidCredentials.as_str(),
-                "error_code": code,
-                "message": message,
-                "region": context.region,
-                "profile": profile,
-            }),
-            error: Some(ErrorKind::InvalidCredentials),
-        }),
+        Err(StsError::InvalidCredentials { code, message }) => {
+            Ok(invalid(code, message, context.region.as_deref(), profile))
+        }
         Err(other) => Err(sts_error(other)),
+    }
+}
+
+/// `valid: false`: the answer, not a failure of the tool (though MCP marks it `isError`).
+fn invalid(
+    code: String,
+    message: String,
+    region: Option<&str>,
+    profile: Option<&str>,
+) -> ToolReply {
+    ToolReply::Answer {
+        body: json!({
+            "valid": false,
+            "timestamp": timestamp(),
+            "error": ErrorKind::InvalidCredentials.as_str(),
+            "error_code": code,
+            "message": message,
+            "region": region,
+            "profile": profile,
+        }),
+        error: Some(ErrorKind::InvalidCredentials),
     }
 }

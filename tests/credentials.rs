@@ -1,0 +1,409 @@
+//! Where credentials come from and what happens when AWS refuses them or does not answer:
+//! named profiles that assume roles, invalid credentials refused by moto's IAM
+//! authentication, no credentials at all, and dead or silent endpoints.
+
+mod support;
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Moto, Server, write_file};
+
+const GENEROUS_LIMITS: [(&str, &str); 2] = [
+    ("RATE_LIMIT_BURST", "1000"),
+    ("CREDENTIAL_RATE_LIMIT_BURST", "1000"),
+];
+
+fn with_limits<'a>(env: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all = env.to_vec();
+    all.extend(GENEROUS_LIMITS);
+    all
+}
+
+/// A home whose config names `base` (static keys), `deploy` (assumes moto's role from `base`),
+/// `ci` (assumes it from the environment) and `broken` (a source profile that does not exist).
+fn home_with_profiles(moto: &Moto, base_keys: (&str, &str)) -> std::path::PathBuf {
+    let home = support::temp_dir("profiles-home");
+    write_file(
+        &home.join(".aws/credentials"),
+        &format!(
+            "[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+            base_keys.0, base_keys.1
+        ),
+    );
+    write_file(
+        &home.join(".aws/config"),
+        &format!(
+            "[profile base]\nregion = us-east-2\n\n\
+             [profile deploy]\nrole_arn = {role}\nsource_profile = base\nregion = eu-west-1\n\n\
+             [profile ci]\nrole_arn = {role}\ncredential_source = Environment\n\n\
+             [profile broken]\nrole_arn = {role}\nsource_profile = missing\n",
+            role = moto.role_arn
+        ),
+    );
+    home
+}
+
+#[tokio::test]
+async fn named_profiles_assume_roles() {
+    let moto = Moto::start();
+    let (key_id, secret) = support::fake_keys("base");
+    let home = home_with_profiles(&moto, (&key_id, &secret));
+    let server = Server::start_in(
+        home,
+        &with_limits(&[
+            ("AWS_ENDPOINT_URL", &moto.url),
+            ("AWS_ACCESS_KEY_ID", "AKIAENVIRONMENT00001"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "environmentSecret000000000000000000000000",
+            ),
+        ]),
+    );
+    let mut ws = server.connect().await;
+
+    let info = ws
+        .call_tool("aws_get_account_info", json!({"profile": "deploy"}))
+        .await;
+    assert_eq!(info["isError"], false, "{info}");
+    let body = &info["structuredContent"];
+    assert!(
+        body["arn"]
+            .as_str()
+            .unwrap()
+            .contains(":assumed-role/deploy/"),
+        "{body}"
+    );
+    assert_eq!(body["credentials_source"], "aws_config_profile:deploy");
+    assert_eq!(body["profile"], "deploy");
+    assert_eq!(
+        body["region"], "eu-west-1",
+        "the profile's region when the environment names none"
+    );
+
+    let creds = ws
+        .envelope(
+            "aws/get-credentials",
+            json!({"profile": "deploy", "include_session_token": true}),
+        )
+        .await;
+    let shown = &creds["result"]["credentials"];
+    assert_eq!(shown["has_session_token"], true);
+    assert!(shown["access_key_id"].as_str().unwrap().ends_with("..."));
+    assert!(shown["session_token"].as_str().unwrap().ends_with("..."));
+    assert!(shown["expiration"].is_string());
+
+    // The assumed credentials are kept: the second call is answered from the identity cache.
+    let again = ws
+        .call_tool("aws_get_account_info", json!({"profile": "deploy"}))
+        .await;
+    assert_eq!(again["structuredContent"]["cached"], true);
+    let valid = ws
+        .call_tool("aws_validate_credentials", json!({"profile": "deploy"}))
+        .await;
+    assert_eq!(valid["structuredContent"]["valid"], true);
+
+    // credential_source = Environment: the role is assumed with the environment's keys.
+    let ci = ws
+        .call_tool("aws_get_account_info", json!({"profile": "ci"}))
+        .await;
+    assert!(
+        ci["structuredContent"]["arn"]
+            .as_str()
+            .unwrap()
+            .contains(":assumed-role/deploy/"),
+        "{ci}"
+    );
+
+    let broken = ws
+        .call_tool("aws_get_account_info", json!({"profile": "broken"}))
+        .await;
+    assert_eq!(broken["isError"], true);
+    assert_eq!(
+        broken["structuredContent"]["error"], "no_credentials",
+        "{broken}"
+    );
+    let message = broken["structuredContent"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("profile 'broken'") && message.contains("missing"),
+        "{message}"
+    );
+
+    let unknown = ws
+        .call_tool("aws_get_account_info", json!({"profile": "nope"}))
+        .await;
+    assert_eq!(unknown["structuredContent"]["error"], "validation_error");
+    assert_eq!(unknown["structuredContent"]["field"], "profile");
+}
+
+#[tokio::test]
+async fn aws_profile_selects_the_default_chain_profile() {
+    let moto = Moto::start();
+    let home = home_with_profiles(
+        &moto,
+        (
+            "AKIABASEPROFILE00001",
+            "baseProfileSecret00000000000000000000000",
+        ),
+    );
+    let server = Server::start_in(
+        home,
+        &with_limits(&[("AWS_ENDPOINT_URL", &moto.url), ("AWS_PROFILE", "base")]),
+    );
+    let mut ws = server.connect().await;
+    let creds = ws.call_tool("aws_get_credentials", json!({})).await;
+    let body = &creds["structuredContent"];
+    assert_eq!(
+        body["metadata"]["credentials_source"],
+        "aws_config_profile:base"
+    );
+    assert_eq!(body["credentials"]["profile"], "base");
+    assert_eq!(body["credentials"]["access_key_id"], "AKIABASEPR...");
+    assert_eq!(body["credentials"]["region"], "us-east-2");
+    assert_eq!(body["environment_variables"]["AWS_PROFILE"], "base");
+}
+
+#[tokio::test]
+async fn lambda_execution_role_is_named() {
+    let moto = Moto::start();
+    let server = Server::start(&with_limits(&[
+        ("AWS_ENDPOINT_URL", &moto.url),
+        ("AWS_LAMBDA_FUNCTION_NAME", "mcp-aws-tools"),
+        ("AWS_ACCESS_KEY_ID", "ASIALAMBDAROLE000001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "lambdaRoleSecret000000000000000000000000",
+        ),
+        (
+            "AWS_SESSION_TOKEN",
+            "IQoJb3JpZ2luX2VjELambdaSessionToken0000000000",
+        ),
+        ("AWS_REGION", "eu-north-1"),
+    ]));
+    let mut ws = server.connect().await;
+    let creds = ws.envelope("aws/get-credentials", json!({})).await;
+    assert_eq!(
+        creds["result"]["metadata"]["credentials_source"],
+        "lambda_execution_role"
+    );
+    assert_eq!(creds["result"]["credentials"]["region"], "eu-north-1");
+}
+
+#[tokio::test]
+async fn no_credentials_anywhere() {
+    let moto = Moto::start();
+    let server = Server::start(&with_limits(&[("AWS_ENDPOINT_URL", &moto.url)]));
+    let mut ws = server.connect().await;
+    for tool in [
+        "aws_get_credentials",
+        "aws_get_account_info",
+        "aws_validate_credentials",
+    ] {
+        let result = ws.call_tool(tool, json!({})).await;
+        assert_eq!(result["isError"], true, "{tool}");
+        assert_eq!(
+            result["structuredContent"],
+            json!({"error": "no_credentials", "message": "AWS credentials not found"}),
+            "{tool}"
+        );
+    }
+    let reply = ws.envelope("aws/get-account-info", json!({})).await;
+    assert_eq!(reply["message_type"], "ERROR");
+    assert_eq!(reply["error_code"], "EXECUTION_FAILED");
+    assert_eq!(reply["error_message"], "AWS credentials not found");
+    assert_eq!(reply["details"]["error"], "no_credentials");
+    // Listing profiles needs no credentials.
+    let profiles = ws.call_tool("aws_list_profiles", json!({})).await;
+    assert_eq!(profiles["isError"], false);
+}
+
+#[tokio::test]
+async fn invalid_credentials_are_refused_by_sts() {
+    let moto = Moto::start_with_iam_auth();
+    let (alice_key, alice_secret) = moto.user.clone().expect("IAM user");
+    let (unknown_key, unknown_secret) = support::fake_keys("bogus");
+    let home = home_with_profiles(&moto, (&unknown_key, &unknown_secret));
+    let server = Server::start_in(
+        home,
+        &with_limits(&[
+            ("AWS_ENDPOINT_URL", &moto.url),
+            ("AWS_ACCESS_KEY_ID", &alice_key),
+            ("AWS_SECRET_ACCESS_KEY", &alice_secret),
+            ("AWS_REGION", "us-east-1"),
+        ]),
+    );
+    let mut ws = server.connect().await;
+
+    let valid = ws.call_tool("aws_validate_credentials", json!({})).await;
+    assert_eq!(valid["isError"], false, "{valid}");
+    assert_eq!(valid["structuredContent"]["valid"], true);
+    assert!(
+        valid["structuredContent"]["arn"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/alice")
+    );
+
+    // Keys moto never issued.
+    let mut other = server.connect().await;
+    other
+        .call_tool(
+            "aws_set_environment",
+            json!({"access_key_id": unknown_key, "secret_access_key": unknown_secret}),
+        )
+        .await;
+    let invalid = other.call_tool("aws_validate_credentials", json!({})).await;
+    assert_eq!(invalid["isError"], true);
+    let body = &invalid["structuredContent"];
+    assert_eq!(body["valid"], false);
+    assert_eq!(body["error"], "invalid_credentials");
+    assert_eq!(body["error_code"], "InvalidClientTokenId", "{body}");
+    assert!(body["message"].as_str().unwrap().len() > 10);
+
+    // The reference envelope answers valid: false as a RESPONSE, as the reference shows.
+    let reply = other.envelope("aws/validate-credentials", json!({})).await;
+    assert_eq!(reply["message_type"], "RESPONSE");
+    assert_eq!(reply["result"]["valid"], false);
+    assert_eq!(reply["result"]["error_code"], "InvalidClientTokenId");
+
+    let info = other.call_tool("aws_get_account_info", json!({})).await;
+    assert_eq!(info["isError"], true);
+    assert_eq!(info["structuredContent"]["error"], "invalid_credentials");
+    let reply = other.envelope("aws/get-account-info", json!({})).await;
+    assert_eq!(reply["message_type"], "ERROR");
+    assert_eq!(reply["details"]["error"], "invalid_credentials");
+
+    // A real key id with the wrong secret.
+    other
+        .call_tool(
+            "aws_set_environment",
+            json!({"access_key_id": alice_key, "secret_access_key": "wrongSecretForAlice000000000000000000000"}),
+        )
+        .await;
+    let wrong = other.call_tool("aws_validate_credentials", json!({})).await;
+    assert_eq!(wrong["structuredContent"]["valid"], false);
+    assert_eq!(
+        wrong["structuredContent"]["error_code"], "SignatureDoesNotMatch",
+        "{wrong}"
+    );
+
+    // A profile that assumes a role from refused keys: AssumeRole is refused.
+    let assumed = ws
+        .call_tool("aws_validate_credentials", json!({"profile": "deploy"}))
+        .await;
+    assert_eq!(assumed["structuredContent"]["valid"], false, "{assumed}");
+    assert_eq!(
+        assumed["structuredContent"]["error_code"],
+        "InvalidClientTokenId"
+    );
+    let assumed = ws
+        .call_tool("aws_get_account_info", json!({"profile": "deploy"}))
+        .await;
+    assert_eq!(
+        assumed["structuredContent"]["error"], "invalid_credentials",
+        "{assumed}"
+    );
+
+    // The first connection still has the environment's valid keys.
+    let still = ws.call_tool("aws_validate_credentials", json!({})).await;
+    assert_eq!(still["structuredContent"]["valid"], true);
+}
+
+fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+/// Accepts connections and never answers.
+fn silent_endpoint() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming() {
+            held.push(stream);
+        }
+    });
+    port
+}
+
+async fn timed_call(ws: &mut support::Ws, tool: &str, arguments: Value) -> (Value, Duration) {
+    let started = Instant::now();
+    let result = ws.call_tool(tool, arguments).await;
+    (result, started.elapsed())
+}
+
+#[tokio::test]
+async fn dead_endpoint_fails_within_the_timeout() {
+    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let server = Server::start(&with_limits(&[
+        ("AWS_ENDPOINT_URL", &endpoint),
+        ("AWS_ACCESS_KEY_ID", "AKIADEADENDPOINT0001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "deadEndpointSecret0000000000000000000000",
+        ),
+        ("OPERATION_TIMEOUT_MS", "2000"),
+        ("CONNECT_TIMEOUT_MS", "500"),
+    ]));
+    let mut ws = server.connect().await;
+    for tool in ["aws_get_account_info", "aws_validate_credentials"] {
+        let (result, took) = timed_call(&mut ws, tool, json!({})).await;
+        assert_eq!(result["isError"], true, "{tool}");
+        assert_eq!(
+            result["structuredContent"]["error"], "client_error",
+            "{result}"
+        );
+        assert!(took < Duration::from_millis(3000), "{tool} took {took:?}");
+    }
+}
+
+#[tokio::test]
+async fn silent_endpoint_times_out() {
+    let endpoint = format!("http://127.0.0.1:{}", silent_endpoint());
+    let moto = Moto::start();
+    let home = home_with_profiles(
+        &moto,
+        (
+            "AKIABASEPROFILE00001",
+            "baseProfileSecret00000000000000000000000",
+        ),
+    );
+    let server = Server::start_in(
+        home,
+        &with_limits(&[
+            ("AWS_ENDPOINT_URL", &endpoint),
+            ("AWS_ACCESS_KEY_ID", "AKIASILENTENDPOINT01"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "silentEndpointSecret00000000000000000000",
+            ),
+            ("OPERATION_TIMEOUT_MS", "1500"),
+        ]),
+    );
+    let mut ws = server.connect().await;
+    for (tool, arguments) in [
+        ("aws_get_account_info", json!({})),
+        ("aws_validate_credentials", json!({})),
+        // AssumeRole against the silent endpoint: credential resolution is bounded too.
+        ("aws_get_account_info", json!({"profile": "deploy"})),
+    ] {
+        let (result, took) = timed_call(&mut ws, tool, arguments.clone()).await;
+        assert_eq!(result["isError"], true, "{tool} {arguments}");
+        assert_eq!(
+            result["structuredContent"]["error"], "client_error",
+            "{result}"
+        );
+        assert!(
+            took >= Duration::from_millis(1400),
+            "{tool} answered too early: {took:?}"
+        );
+        assert!(
+            took < Duration::from_millis(3500),
+            "{tool} {arguments} took {took:?}"
+        );
+    }
+    // The connection is still usable.
+    assert_eq!(ws.rpc("ping", json!({})).await["result"], json!({}));
+}

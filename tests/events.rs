@@ -1,0 +1,200 @@
+//! Every file in events/ is an API Gateway WebSocket event that aws_lambda_events parses and
+//! round-trips, and that `mcp-aws-tools invoke` runs through the handler with the expected
+//! answer (against moto).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use serde_json::{Value, json};
+use support::{Moto, invoke, reply_of, repo};
+
+fn event_files() -> BTreeMap<String, PathBuf> {
+    std::fs::read_dir(repo().join("events"))
+        .expect("events/")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                path,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_event_parses_and_round_trips() {
+    let files = event_files();
+    assert!(files.len() >= 20, "events/ holds {} files", files.len());
+    for (name, path) in files {
+        let text = std::fs::read_to_string(&path).expect("read event");
+        let parsed: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(
+            parsed.request_context.connected_at > 0,
+            "{name}: connectedAt"
+        );
+        assert!(
+            parsed.request_context.request_time_epoch > 0,
+            "{name}: requestTimeEpoch"
+        );
+        assert!(
+            parsed.request_context.connection_id.is_some(),
+            "{name}: connectionId"
+        );
+        let reserialized = serde_json::to_string(&parsed).expect("serialize");
+        let reparsed: ApiGatewayWebsocketProxyRequest =
+            serde_json::from_str(&reserialized).expect("reparse");
+        assert_eq!(parsed, reparsed, "{name} does not round-trip");
+    }
+}
+
+type Check = fn(&Value);
+
+fn expectations() -> BTreeMap<&'static str, Check> {
+    let mut checks: BTreeMap<&'static str, Check> = BTreeMap::new();
+    checks.insert("connect.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        assert_eq!(r["headers"]["sec-websocket-protocol"], "mcp");
+        assert!(r.get("body").is_none());
+    });
+    checks.insert("disconnect.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        assert!(r.get("body").is_none());
+    });
+    checks.insert("mcp-initialized-notification.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        assert!(r.get("body").is_none(), "a notification gets no reply");
+    });
+    checks.insert("mcp-initialize.json", |r| {
+        assert_eq!(reply_of(r)["result"]["protocolVersion"], "2025-06-18");
+    });
+    checks.insert("mcp-ping.json", |r| {
+        assert_eq!(reply_of(r)["result"], json!({}))
+    });
+    checks.insert("mcp-tools-list.json", |r| {
+        assert_eq!(reply_of(r)["result"]["tools"].as_array().unwrap().len(), 5);
+    });
+    checks.insert("mcp-get-credentials.json", |r| {
+        let result = &reply_of(r)["result"];
+        assert_eq!(result["isError"], false);
+        assert_eq!(
+            result["structuredContent"]["credentials"]["access_key_id"],
+            "AKIAEVENTS..."
+        );
+        assert_eq!(
+            result["structuredContent"]["credentials"]["secret_access_key"],
+            "***"
+        );
+    });
+    checks.insert("mcp-set-environment.json", |r| {
+        assert_eq!(reply_of(r)["result"]["structuredContent"]["success"], true);
+    });
+    checks.insert("mcp-list-profiles.json", |r| {
+        assert_eq!(reply_of(r)["result"]["structuredContent"]["count"], 0);
+    });
+    checks.insert("mcp-get-account-info.json", |r| {
+        assert_eq!(
+            reply_of(r)["result"]["structuredContent"]["account_id"],
+            "123456789012"
+        );
+    });
+    checks.insert("mcp-validate-credentials.json", |r| {
+        assert_eq!(reply_of(r)["result"]["structuredContent"]["valid"], true);
+    });
+    checks.insert("envelope-get-credentials.json", |r| {
+        let reply = reply_of(r);
+        assert_eq!(reply["message_type"], "RESPONSE");
+        assert_eq!(reply["request_id"], "req-1");
+        assert_eq!(
+            reply["result"]["metadata"]["credentials_source"],
+            "environment_variables"
+        );
+    });
+    checks.insert("envelope-set-environment.json", |r| {
+        assert_eq!(
+            reply_of(r)["result"]["updated_variables"],
+            json!(["AWS_DEFAULT_REGION", "AWS_REGION"])
+        );
+    });
+    checks.insert("envelope-list-profiles.json", |r| {
+        assert_eq!(reply_of(r)["result"]["profiles"], json!([]));
+    });
+    checks.insert("envelope-get-account-info.json", |r| {
+        assert_eq!(reply_of(r)["result"]["account_id"], "123456789012");
+    });
+    checks.insert("envelope-validate-credentials.json", |r| {
+        assert_eq!(reply_of(r)["result"]["valid"], true);
+    });
+    checks.insert("malformed-json.json", |r| {
+        assert_eq!(reply_of(r)["error"]["code"], -32700)
+    });
+    checks.insert("malformed-not-utf8.json", |r| {
+        let reply = reply_of(r);
+        assert_eq!(reply["error"]["code"], -32700);
+        assert!(
+            reply["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("UTF-8")
+        );
+    });
+    checks.insert("malformed-unknown-method.json", |r| {
+        assert_eq!(reply_of(r)["error"]["code"], -32601)
+    });
+    checks.insert("malformed-unknown-tool.json", |r| {
+        assert_eq!(reply_of(r)["error"]["code"], -32602)
+    });
+    checks.insert("malformed-tool-arguments.json", |r| {
+        let result = &reply_of(r)["result"];
+        assert_eq!(result["isError"], true);
+        assert_eq!(result["structuredContent"]["error"], "validation_error");
+        assert_eq!(
+            result["structuredContent"]["field"],
+            "include_session_token"
+        );
+    });
+    checks.insert("malformed-envelope-version.json", |r| {
+        assert_eq!(reply_of(r)["error_code"], "UNSUPPORTED_PROTOCOL_VERSION");
+    });
+    checks.insert("malformed-envelope-method.json", |r| {
+        assert_eq!(reply_of(r)["error_code"], "METHOD_NOT_FOUND");
+    });
+    checks
+}
+
+#[test]
+fn every_event_runs_through_the_handler() {
+    let moto = Moto::start();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAEVENTSEXAMPLE000"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "eventsSecretKeyExample0000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let checks = expectations();
+    let files = event_files();
+    for name in files.keys() {
+        assert!(
+            checks.contains_key(name.as_str()),
+            "events/{name} has no expectation in this test"
+        );
+    }
+    for (name, check) in checks {
+        let path = files
+            .get(name)
+            .unwrap_or_else(|| panic!("events/{name} is missing"));
+        let (response, logs) = invoke(path, &env);
+        let outcome = std::panic::catch_unwind(|| check(&response));
+        assert!(
+            outcome.is_ok(),
+            "events/{name}: unexpected response {response:#}\nlogs:\n{logs}"
+        );
+    }
+}

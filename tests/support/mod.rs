@@ -1,0 +1,539 @@
+//! Test support: provisions and runs what the tests talk to.
+//!
+//! - Python packages (moto, the MCP SDK) in a virtualenv under `target/`, from
+//!   `tests/support/requirements.txt`, installed on first use with `python3 -m venv` and pip.
+//! - Node packages (the `ws` client of the reference document's Example 4) with `npm ci`.
+//! - moto on 127.0.0.1 on a free port ([`Moto`]), stopped when the test process ends.
+//! - The real binary: `serve` on a free port ([`Server`]) and `invoke` ([`invoke`]).
+//! - A WebSocket client ([`Ws`]).
+//!
+//! Provisioning is serialised across test processes with a file lock.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+use tokio_tungstenite::tungstenite::protocol::frame::{Frame, FrameHeader};
+use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_mcp-aws-tools");
+
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn scratch() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A fresh directory under `target/tmp` for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = scratch().join(format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn run(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Runs `install` once per change of `manifest`, under a lock shared by every test process.
+fn provision(name: &str, manifest: &Path, install: impl FnOnce(&Path)) -> PathBuf {
+    let dir = scratch().join("provisioned").join(name);
+    std::fs::create_dir_all(&dir).expect("create provisioning dir");
+    let lock = std::fs::File::create(dir.with_extension("lock")).expect("create lock file");
+    lock.lock().expect("lock provisioning");
+    let wanted = std::fs::read(manifest).expect("read manifest");
+    let stamp = dir.join(".installed-from");
+    if std::fs::read(&stamp).ok().as_deref() != Some(wanted.as_slice()) {
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create provisioning dir");
+        install(&dir);
+        std::fs::write(&stamp, &wanted).expect("write stamp");
+    }
+    dir
+}
+
+/// The virtualenv's python, with `tests/support/requirements.txt` installed.
+pub fn python() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| {
+        let requirements = repo().join("tests/support/requirements.txt");
+        let dir = provision("python", &requirements, |dir| {
+            run(
+                Command::new("python3")
+                    .args(["-m", "venv"])
+                    .arg(dir.join("venv")),
+                "python3 -m venv",
+            );
+            run(
+                Command::new(dir.join("venv/bin/python"))
+                    .args([
+                        "-m",
+                        "pip",
+                        "install",
+                        "--quiet",
+                        "--disable-pip-version-check",
+                        "-r",
+                    ])
+                    .arg(&requirements),
+                "pip install -r tests/support/requirements.txt",
+            );
+        });
+        dir.join("venv/bin/python")
+    })
+}
+
+/// `tests/support/node` with its `node_modules` installed by `npm ci`.
+pub fn node_dir() -> &'static Path {
+    static NODE: OnceLock<PathBuf> = OnceLock::new();
+    NODE.get_or_init(|| {
+        let source = repo().join("tests/support/node");
+        let lock = source.join("package-lock.json");
+        provision("node", &lock, |dir| {
+            for file in ["package.json", "package-lock.json", "example4.js"] {
+                std::fs::copy(source.join(file), dir.join(file)).expect("copy node files");
+            }
+            run(
+                Command::new("npm")
+                    .args(["ci", "--no-audit", "--no-fund", "--silent"])
+                    .current_dir(dir),
+                "npm ci",
+            );
+        })
+    })
+}
+
+/// moto, serving STS and IAM on 127.0.0.1. Stops when dropped or when the test process ends.
+pub struct Moto {
+    child: Child,
+    pub port: u16,
+    pub url: String,
+    /// An IAM role moto knows, for AssumeRole profiles.
+    pub role_arn: String,
+    /// With IAM authentication: an IAM user's real keys (access key id, secret access key).
+    pub user: Option<(String, String)>,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        Self::launch(false)
+    }
+
+    /// moto that authenticates every request, with one IAM user whose keys are valid.
+    pub fn start_with_iam_auth() -> Moto {
+        Self::launch(true)
+    }
+
+    fn launch(iam_auth: bool) -> Moto {
+        let mut command = Command::new(python());
+        command
+            .arg(repo().join("tests/support/moto_server.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        if iam_auth {
+            command.arg("--iam-auth");
+        }
+        let mut child = command.spawn().expect("start moto");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("moto stdout"))
+            .read_line(&mut line)
+            .expect("read moto's first line");
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("moto did not start ({e}): {line:?}"));
+        let port = info["port"].as_u64().expect("port") as u16;
+        let user = info.get("user").map(|u| {
+            (
+                u["access_key_id"].as_str().expect("key id").to_owned(),
+                u["secret_access_key"].as_str().expect("secret").to_owned(),
+            )
+        });
+        Moto {
+            child,
+            port,
+            url: format!("http://127.0.0.1:{port}"),
+            role_arn: info["role_arn"].as_str().expect("role arn").to_owned(),
+            user,
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The variables every run of the binary gets: a home without AWS files, no instance metadata
+/// lookups, JSON logs.
+fn base_env(home: &Path) -> Vec<(String, String)> {
+    vec![
+        ("PATH".into(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".into(), home.display().to_string()),
+        ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ("AWS_LAMBDA_LOG_FORMAT".into(), "JSON".into()),
+    ]
+}
+
+/// Log lines captured from a child process.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<String>>>);
+
+impl Logs {
+    fn capture(&self, stream: impl std::io::Read + Send + 'static) {
+        let lines = self.0.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                lines.lock().expect("log lock").push(line);
+            }
+        });
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().expect("log lock").join("\n")
+    }
+
+    /// The JSON log records.
+    pub fn records(&self) -> Vec<Value> {
+        self.0
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Waits until a record satisfies `predicate`.
+    pub fn wait_for(&self, what: &str, predicate: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(record) = self.records().into_iter().find(|r| predicate(r)) {
+                return record;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log record for {what}; logs:\n{}",
+                self.text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `mcp-aws-tools serve` on a free port.
+pub struct Server {
+    child: Child,
+    pub addr: String,
+    pub logs: Logs,
+    pub home: PathBuf,
+}
+
+impl Server {
+    pub fn start(env: &[(&str, &str)]) -> Server {
+        Self::start_in(temp_dir("home"), env)
+    }
+
+    /// With `home` as HOME (where `~/.aws` files may be written first).
+    pub fn start_in(home: PathBuf, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(BINARY);
+        command
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .env_clear()
+            .envs(base_env(&home))
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start serve");
+        let logs = Logs::default();
+        logs.capture(child.stdout.take().expect("stdout"));
+        logs.capture(child.stderr.take().expect("stderr"));
+        let serving = logs.wait_for("serving", |r| r["fields"]["message"] == "serving");
+        let addr = serving["fields"]["address"]
+            .as_str()
+            .expect("address")
+            .to_owned();
+        Server {
+            child,
+            addr,
+            logs,
+            home,
+        }
+    }
+
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    pub async fn connect(&self) -> Ws {
+        Ws::connect(&self.ws_url(), &[]).await
+    }
+
+    pub async fn connect_mcp(&self) -> Ws {
+        Ws::connect(&self.ws_url(), &["mcp"]).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcp-aws-tools invoke FILE`: the handler's response and the logs.
+pub fn invoke(event: &Path, env: &[(&str, &str)]) -> (Value, String) {
+    let home = temp_dir("invoke-home");
+    let output = Command::new(BINARY)
+        .arg("invoke")
+        .arg(event)
+        .env_clear()
+        .envs(base_env(&home))
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .output()
+        .expect("run invoke");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        output.status.success(),
+        "invoke {} failed:\n{stdout}\n{stderr}",
+        event.display()
+    );
+    let response = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("invoke printed no JSON ({e}):\n{stdout}"));
+    (response, stderr)
+}
+
+/// The reply body of a handler response, parsed.
+pub fn reply_of(response: &Value) -> Value {
+    let body = response["body"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no body in {response}"));
+    serde_json::from_str(body).expect("reply is JSON")
+}
+
+type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A WebSocket client connection.
+pub struct Ws {
+    stream: Stream,
+    /// The subprotocol the server chose, if any.
+    pub subprotocol: Option<String>,
+    next_id: i64,
+}
+
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl Ws {
+    pub async fn connect(url: &str, protocols: &[&str]) -> Ws {
+        let mut request = url.into_client_request().expect("request");
+        if !protocols.is_empty() {
+            request.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                protocols.join(", ").parse().expect("header"),
+            );
+        }
+        let (stream, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("connect");
+        let subprotocol = response
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        Ws {
+            stream,
+            subprotocol,
+            next_id: 1,
+        }
+    }
+
+    pub async fn send_text(&mut self, text: impl Into<String>) {
+        self.stream
+            .send(Message::text(text.into()))
+            .await
+            .expect("send");
+    }
+
+    pub async fn send_json(&mut self, value: &Value) {
+        self.send_text(value.to_string()).await;
+    }
+
+    /// Sends a frame as raw bytes: a text frame that need not be UTF-8, or a binary frame.
+    pub async fn send_raw(&mut self, opcode: OpCode, payload: Vec<u8>) {
+        let frame = Frame::from_payload(
+            FrameHeader {
+                opcode,
+                ..FrameHeader::default()
+            },
+            Bytes::from(payload),
+        );
+        self.stream
+            .send(Message::Frame(frame))
+            .await
+            .expect("send frame");
+    }
+
+    pub async fn send_invalid_utf8(&mut self) {
+        self.send_raw(
+            OpCode::Data(Data::Text),
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}".to_vec(),
+        )
+        .await;
+    }
+
+    pub async fn send_binary(&mut self, payload: Vec<u8>) {
+        self.stream
+            .send(Message::binary(payload))
+            .await
+            .expect("send binary");
+    }
+
+    /// The next text message, parsed as JSON.
+    pub async fn recv(&mut self) -> Value {
+        match self.next_event().await {
+            Event::Text(text) => serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {text}")),
+            Event::Closed(code, reason) => {
+                panic!("connection closed ({code:?} {reason}) while waiting for a reply")
+            }
+        }
+    }
+
+    /// The next thing that happens: a text message, or the close (code and reason).
+    pub async fn next_event(&mut self) -> Event {
+        loop {
+            let next = tokio::time::timeout(REPLY_TIMEOUT, self.stream.next())
+                .await
+                .expect("no reply within the time-out");
+            match next {
+                Some(Ok(Message::Text(text))) => return Event::Text(text.to_string()),
+                Some(Ok(Message::Close(frame))) => {
+                    return Event::Closed(
+                        frame.as_ref().map(|f| u16::from(f.code)),
+                        frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                    );
+                }
+                Some(Ok(_)) => continue,
+                Some(Err(err)) => return Event::Closed(None, err.to_string()),
+                None => return Event::Closed(None, "stream ended".into()),
+            }
+        }
+    }
+
+    /// Sends a request and waits for its reply.
+    pub async fn request(&mut self, message: Value) -> Value {
+        self.send_json(&message).await;
+        self.recv().await
+    }
+
+    /// MCP `method` with `params`, answered.
+    pub async fn rpc(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let reply = self
+            .request(json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}))
+            .await;
+        assert_eq!(reply["id"], json!(id), "reply to another request: {reply}");
+        reply
+    }
+
+    /// MCP `tools/call`: the result (content, structuredContent, isError).
+    pub async fn call_tool(&mut self, name: &str, arguments: Value) -> Value {
+        let reply = self
+            .rpc("tools/call", json!({"name": name, "arguments": arguments}))
+            .await;
+        assert!(
+            reply.get("error").is_none(),
+            "tools/call {name} was refused: {reply}"
+        );
+        let result = reply["result"].clone();
+        let text = result["content"][0]["text"].as_str().expect("text content");
+        assert_eq!(
+            serde_json::from_str::<Value>(text).expect("text is JSON"),
+            result["structuredContent"],
+            "text and structuredContent differ"
+        );
+        result
+    }
+
+    /// A reference-envelope request for `method`, answered.
+    pub async fn envelope(&mut self, method: &str, params: Value) -> Value {
+        let id = format!("req-{}", self.next_id);
+        self.next_id += 1;
+        let reply = self
+            .request(json!({
+                "message_type": "REQUEST", "protocol_version": "2.0",
+                "message_id": id, "method": method, "params": params
+            }))
+            .await;
+        assert_eq!(
+            reply["request_id"],
+            json!(id),
+            "reply to another request: {reply}"
+        );
+        reply
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.stream.close(None).await;
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum Event {
+    Text(String),
+    Closed(Option<u16>, String),
+}
+
+/// Writes an AWS config or credentials file.
+pub fn write_file(path: &Path, contents: &str) {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create dir");
+    }
+    let mut file = std::fs::File::create(path).expect("create file");
+    file.write_all(contents.as_bytes()).expect("write file");
+}
+
+/// Keys in the shapes AWS uses, different for every call.
+pub fn fake_keys(tag: &str) -> (String, String) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed) + std::process::id() as usize * 1000;
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(6)
+        .collect::<String>()
+        .to_ascii_uppercase();
+    let key_id = format!("AKIA{tag:0<6}{n:010}");
+    let secret = format!("Secret{tag}{n:012}abcdefghijKLMNOPQRSTuv/+=");
+    (key_id, secret)
+}

@@ -1,0 +1,77 @@
+"""moto on 127.0.0.1 on a free port, for the test suite.
+
+Prints one JSON line: {"port", "role_arn", and with --iam-auth "user": {access_key_id,
+secret_access_key}}, then serves until its stdin closes (the test process that started it
+holds the other end, so moto stops when the tests do, however they end).
+"""
+
+import argparse
+import json
+import sys
+import urllib.request
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+            "Action": "sts:AssumeRole",
+        }
+    ],
+}
+ALLOW_ALL = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument(
+        "--iam-auth",
+        action="store_true",
+        help="create an IAM user, then make moto authenticate every request",
+    )
+    args = parser.parse_args()
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    _, port = server.get_host_and_port()
+    url = f"http://127.0.0.1:{port}"
+    iam = boto3.client(
+        "iam",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="moto-setup-secret-key-not-used-elsewhere",
+    )
+    role = iam.create_role(
+        RoleName="deploy", AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
+    )
+    info = {"port": port, "role_arn": role["Role"]["Arn"]}
+    if args.iam_auth:
+        iam.create_user(UserName="alice")
+        iam.put_user_policy(
+            UserName="alice", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL)
+        )
+        key = iam.create_access_key(UserName="alice")["AccessKey"]
+        info["user"] = {
+            "access_key_id": key["AccessKeyId"],
+            "secret_access_key": key["SecretAccessKey"],
+        }
+        request = urllib.request.Request(
+            f"{url}/moto-api/reset-auth", data=b"0", method="POST"
+        )
+        request.add_header("Content-Type", "application/json")
+        urllib.request.urlopen(request).read()
+    print(json.dumps(info), flush=True)
+    sys.stdin.read()
+    server.stop()
+
+
+if __name__ == "__main__":
+    main()
