@@ -75,7 +75,8 @@ pub enum CredentialError {
     /// A named profile that yields no credentials, with aws-config's reason.
     #[error("AWS credentials not found for profile '{profile}': {reason}")]
     NotFoundInProfile { profile: String, reason: String },
-    #[error("profile '{0}' is not defined in the AWS config or credentials file")]
+    /// The name is the client's text, so the message does not repeat it.
+    #[error("the profile named in 'profile' is not defined in the AWS config or credentials file")]
     UnknownProfile(String),
     #[error("the credential provider did not answer within {0:?}")]
     TimedOut(Duration),

@@ -165,9 +165,9 @@ async fn run(
 ) -> (u16, &'static str) {
     socket.set_auto_close(true);
     socket.set_auto_pong(true);
-    // Single frames over the limit are refused before they are read; fragmented messages are
-    // counted below.
-    socket.set_max_message_size(MAX_MESSAGE_BYTES);
+    // Single frames over the limit are refused before they are read (fastwebsockets refuses a
+    // frame of max_message_size bytes or more); fragmented messages are counted below.
+    socket.set_max_message_size(MAX_MESSAGE_BYTES + 1);
     let (mut reader, mut writer) = socket.split(tokio::io::split);
     let (outbox, mut outgoing) = mpsc::channel::<Frame<'static>>(MAX_IN_FLIGHT);
     let writing = tokio::spawn(async move {

@@ -38,9 +38,13 @@ pub async fn handle(
         .filter(|id| id.is_string() || id.is_i64() || id.is_u64())
         .cloned();
     summary.request_id = request_id.as_ref().map(|id| loggable(&id_text(id)));
-    if let Some(method) = object.get("method").and_then(Value::as_str) {
-        summary.method = Some(loggable(method));
-    }
+    summary.method = Some(
+        object
+            .get("method")
+            .and_then(Value::as_str)
+            .and_then(ToolName::parse)
+            .map_or("unknown", ToolName::reference_name),
+    );
 
     let (reply, outcome) = match decode(&object) {
         Err((error_code, message)) => (
@@ -135,11 +139,7 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.reference_name()).collect();
         return Err((
             code::METHOD_NOT_FOUND,
-            format!(
-                "unknown method '{}'; available: {}",
-                loggable(method),
-                known.join(", ")
-            ),
+            format!("unknown method; available: {}", known.join(", ")),
         ));
     };
     static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
@@ -241,7 +241,7 @@ mod tests {
                 "method",
                 json!("aws/nope"),
                 code::METHOD_NOT_FOUND,
-                "aws/nope",
+                "available: aws/get-credentials",
             ),
             ("method", json!(7), code::INVALID_REQUEST, "method"),
             ("params", json!([1]), code::INVALID_PARAMS, "params"),

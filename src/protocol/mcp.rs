@@ -174,7 +174,7 @@ async fn handle_message(
         None => return refuse(ErrorCode::INVALID_REQUEST, "missing field method".into()),
     };
     let mut summary = Summary::new("mcp");
-    summary.method = Some(loggable(&method));
+    summary.method = Some(known_method(&method));
 
     let Some(id) = id else {
         // Notifications (notifications/initialized, notifications/cancelled, ...) get no reply.
@@ -253,11 +253,40 @@ async fn handle_message(
         _ => {
             return refuse(
                 ErrorCode::METHOD_NOT_FOUND,
-                format!("method not found: {}", loggable(&method)),
+                "method not found; this server answers initialize, ping, tools/list and tools/call"
+                    .into(),
             );
         }
     };
     (Some(reply), summary)
+}
+
+/// MCP methods by name, for the log; anything else is logged as `unknown`.
+const KNOWN_METHODS: &[&str] = &[
+    "initialize",
+    "ping",
+    "tools/list",
+    "tools/call",
+    "notifications/initialized",
+    "notifications/cancelled",
+    "notifications/progress",
+    "notifications/roots/list_changed",
+    "resources/list",
+    "resources/read",
+    "resources/templates/list",
+    "resources/subscribe",
+    "prompts/list",
+    "prompts/get",
+    "logging/setLevel",
+    "completion/complete",
+];
+
+fn known_method(method: &str) -> &'static str {
+    KNOWN_METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("unknown")
 }
 
 /// `tools/call` params: `name` (string) and `arguments` (object, optional). Messages name the

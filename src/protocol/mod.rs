@@ -42,7 +42,8 @@ impl Outcome {
 #[derive(Debug, Clone)]
 pub struct Summary {
     pub format: &'static str,
-    pub method: Option<String>,
+    /// The method, when it is one this server knows (client text is not logged).
+    pub method: Option<&'static str>,
     pub tool: Option<ToolName>,
     pub request_id: Option<String>,
     pub outcome: Outcome,
@@ -63,7 +64,8 @@ impl Summary {
     }
 }
 
-/// Client-supplied text as it may appear in a log record: at most 64 characters.
+/// Client-supplied identifiers (connection and request ids) as they may appear in a log record:
+/// at most 64 characters. Other client text (methods, names, values) is never echoed.
 pub(crate) fn loggable(text: &str) -> String {
     text.chars().take(64).collect()
 }
@@ -95,7 +97,7 @@ fn log(connection_id: &str, summaries: &[Summary], started: Instant) {
         tracing::info!(
             connection_id = %loggable(connection_id),
             format = summary.format,
-            method = summary.method.as_deref(),
+            method = summary.method,
             tool = summary.tool.map(ToolName::reference_name),
             request_id = summary.request_id.as_deref(),
             outcome = summary.outcome.as_str(),

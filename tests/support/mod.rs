@@ -11,6 +11,8 @@
 
 #![allow(dead_code)]
 
+pub mod runtime_api;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -308,6 +310,65 @@ impl Drop for Server {
     }
 }
 
+/// The binary in Lambda mode (no subcommand, `AWS_LAMBDA_RUNTIME_API` set), as Lambda starts it.
+pub struct LambdaProcess {
+    child: Child,
+    pub logs: Logs,
+}
+
+impl LambdaProcess {
+    pub fn start(runtime_api: &str, env: &[(&str, &str)]) -> LambdaProcess {
+        let home = temp_dir("lambda-home");
+        let mut command = Command::new(BINARY);
+        command
+            .env_clear()
+            .envs(base_env(&home))
+            .envs([
+                ("AWS_LAMBDA_RUNTIME_API", runtime_api),
+                ("AWS_LAMBDA_FUNCTION_NAME", "mcp-aws-tools"),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
+                ("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/mcp-aws-tools"),
+                (
+                    "AWS_LAMBDA_LOG_STREAM_NAME",
+                    "2026/11/24/[$LATEST]0123456789abcdef",
+                ),
+            ])
+            .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("start Lambda mode");
+        let logs = Logs::default();
+        logs.capture(child.stdout.take().expect("stdout"));
+        logs.capture(child.stderr.take().expect("stderr"));
+        LambdaProcess { child, logs }
+    }
+
+    /// Sends SIGTERM, as Lambda does at shutdown, and waits for the exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for LambdaProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `mcp-aws-tools invoke FILE`: the handler's response and the logs.
 pub fn invoke(event: &Path, env: &[(&str, &str)]) -> (Value, String) {
     let home = temp_dir("invoke-home");
@@ -387,11 +448,13 @@ impl Ws {
         self.send_text(value.to_string()).await;
     }
 
-    /// Sends a frame as raw bytes: a text frame that need not be UTF-8, or a binary frame.
-    pub async fn send_raw(&mut self, opcode: OpCode, payload: Vec<u8>) {
+    /// Sends one frame as raw bytes: text that need not be UTF-8, or a fragment of a message
+    /// (`is_final` false, then continuation frames).
+    pub async fn send_raw_fragment(&mut self, opcode: OpCode, payload: Vec<u8>, is_final: bool) {
         let frame = Frame::from_payload(
             FrameHeader {
                 opcode,
+                is_final,
                 ..FrameHeader::default()
             },
             Bytes::from(payload),
@@ -403,11 +466,9 @@ impl Ws {
     }
 
     pub async fn send_invalid_utf8(&mut self) {
-        self.send_raw(
-            OpCode::Data(Data::Text),
-            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}".to_vec(),
-        )
-        .await;
+        let payload = b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\xff\xfe\"}".to_vec();
+        self.send_raw_fragment(OpCode::Data(Data::Text), payload, true)
+            .await;
     }
 
     pub async fn send_binary(&mut self, payload: Vec<u8>) {

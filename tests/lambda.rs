@@ -1,0 +1,139 @@
+//! Lambda mode: the binary started with no subcommand and `AWS_LAMBDA_RUNTIME_API` set serves
+//! API Gateway WebSocket events through lambda_runtime, keeping connection state across
+//! invocations until `$disconnect`.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::runtime_api::{Outcome, RuntimeApi};
+use support::{LambdaProcess, Moto, repo};
+
+fn event_file(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("events").join(name)).expect("event file");
+    serde_json::from_str(&text).expect("event JSON")
+}
+
+/// A `$default` message event on the connection of events/connect.json.
+fn message(body: Value) -> String {
+    let mut event = event_file("mcp-ping.json");
+    event["body"] = Value::String(body.to_string());
+    event.to_string()
+}
+
+fn reply(outcome: Outcome) -> Value {
+    let Outcome::Response(text) = outcome else {
+        panic!("the function failed: {outcome:?}");
+    };
+    let response: Value = serde_json::from_str(&text).expect("response JSON");
+    assert_eq!(response["statusCode"], 200);
+    serde_json::from_str(response["body"].as_str().expect("body")).expect("reply JSON")
+}
+
+fn tool_call(id: i64, name: &str, arguments: Value) -> String {
+    message(
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}}),
+    )
+}
+
+#[tokio::test]
+async fn serves_websocket_events_through_the_runtime() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    let function = LambdaProcess::start(
+        &api.address(),
+        &[
+            ("AWS_ENDPOINT_URL", &moto.url),
+            ("AWS_ACCESS_KEY_ID", "ASIALAMBDAEXECROLE01"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "lambdaExecutionRoleSecret000000000000000",
+            ),
+            (
+                "AWS_SESSION_TOKEN",
+                "IQoJb3JpZ2luX2VjEexecutionRoleSessionToken000000",
+            ),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+
+    let Outcome::Response(connected) = api.invoke(&event_file("connect.json").to_string()).await
+    else {
+        panic!("$connect failed");
+    };
+    let connected: Value = serde_json::from_str(&connected).expect("JSON");
+    assert_eq!(connected["statusCode"], 200);
+    assert_eq!(connected["headers"]["sec-websocket-protocol"], "mcp");
+
+    let creds = reply(
+        api.invoke(&tool_call(1, "aws_get_credentials", json!({})))
+            .await,
+    );
+    assert_eq!(
+        creds["result"]["structuredContent"]["metadata"]["credentials_source"],
+        "lambda_execution_role"
+    );
+
+    let set = reply(
+        api.invoke(&tool_call(
+            2,
+            "aws_set_environment",
+            json!({"access_key_id": "AKIACONNECTIONKEY001", "secret_access_key": "connectionSecret00000000000000000000000000"}),
+        ))
+        .await,
+    );
+    assert_eq!(set["result"]["isError"], false);
+    let creds = reply(
+        api.invoke(&tool_call(3, "aws_get_credentials", json!({})))
+            .await,
+    );
+    assert_eq!(
+        creds["result"]["structuredContent"]["metadata"]["credentials_source"],
+        "set_environment"
+    );
+
+    let info = reply(
+        api.invoke(&tool_call(4, "aws_get_account_info", json!({})))
+            .await,
+    );
+    assert_eq!(
+        info["result"]["structuredContent"]["account_id"],
+        "123456789012"
+    );
+
+    // $disconnect drops what the connection owned: the same id starts from the environment.
+    let Outcome::Response(_) = api.invoke(&event_file("disconnect.json").to_string()).await else {
+        panic!("$disconnect failed");
+    };
+    let creds = reply(
+        api.invoke(&tool_call(5, "aws_get_credentials", json!({})))
+            .await,
+    );
+    assert_eq!(
+        creds["result"]["structuredContent"]["metadata"]["credentials_source"],
+        "lambda_execution_role"
+    );
+
+    // A notification: a response with no body, so API Gateway sends nothing.
+    let Outcome::Response(text) = api
+        .invoke(&message(
+            json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        ))
+        .await
+    else {
+        panic!("notification failed");
+    };
+    let response: Value = serde_json::from_str(&text).expect("JSON");
+    assert!(response.get("body").is_none(), "{response}");
+
+    // One log record per message, with connection id, method, tool, outcome and duration.
+    let record = function.logs.wait_for("tools/call record", |r| {
+        r["fields"]["tool"] == "aws/get-account-info"
+    });
+    let fields = &record["fields"];
+    assert_eq!(fields["connection_id"], "L0SM9cOFvHcCIhw=");
+    assert_eq!(fields["method"], "tools/call");
+    assert_eq!(fields["outcome"], "ok");
+    assert!(fields["duration_ms"].as_f64().is_some());
+    assert!(api.init_error().is_none());
+    function.terminate();
+}

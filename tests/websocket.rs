@@ -1,0 +1,412 @@
+//! The `serve` emulator as a WebSocket client sees it: subprotocol negotiation, connection
+//! isolation, API Gateway's limits (128 KB, binary frames, idle time-out), rate limits, and a
+//! corpus of bad input after each of which the connection still works.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::{Event, Moto, Server, Ws};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+
+fn env(moto: &Moto) -> Vec<(&str, &str)> {
+    vec![
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAWEBSOCKETTEST001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "websocketSecret0000000000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("RATE_LIMIT_BURST", "1000"),
+        ("CREDENTIAL_RATE_LIMIT_BURST", "1000"),
+    ]
+}
+
+async fn still_usable(ws: &mut Ws) {
+    assert_eq!(
+        ws.rpc("ping", json!({})).await["result"],
+        json!({}),
+        "connection unusable"
+    );
+}
+
+#[tokio::test]
+async fn subprotocol_mcp_is_chosen_when_offered() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    let offered = Ws::connect(&server.ws_url(), &["mcp"]).await;
+    assert_eq!(offered.subprotocol.as_deref(), Some("mcp"));
+    let among_others = Ws::connect(&server.ws_url(), &["graphql-ws", "mcp"]).await;
+    assert_eq!(among_others.subprotocol.as_deref(), Some("mcp"));
+    let plain = Ws::connect(&server.ws_url(), &[]).await;
+    assert_eq!(plain.subprotocol, None);
+
+    let connect = server.logs.wait_for("$connect", |r| {
+        r["fields"]["message"] == "connected" && r["fields"]["subprotocol"] == "mcp"
+    });
+    assert!(connect["fields"]["connection_id"].is_string());
+}
+
+#[tokio::test]
+async fn plain_http_is_refused() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&server.addr).expect("connect");
+    stream
+        .write_all(b"GET /ws HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    assert!(response.starts_with("HTTP/1.1 426"), "{response}");
+}
+
+#[tokio::test]
+async fn set_environment_belongs_to_its_connection() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    let mut alice = server.connect().await;
+    let mut bob = server.connect().await;
+
+    let set = alice
+        .call_tool(
+            "aws_set_environment",
+            json!({"access_key_id": "AKIAALICEEXAMPLE0001", "secret_access_key": "aliceSecretExample000000000000000000000000", "region": "eu-west-2"}),
+        )
+        .await;
+    assert_eq!(set["isError"], false);
+
+    let alice_view = alice.call_tool("aws_get_credentials", json!({})).await;
+    assert_eq!(
+        alice_view["structuredContent"]["credentials"]["access_key_id"],
+        "AKIAALICEE..."
+    );
+    assert_eq!(
+        alice_view["structuredContent"]["metadata"]["credentials_source"],
+        "set_environment"
+    );
+    assert_eq!(
+        alice_view["structuredContent"]["credentials"]["region"],
+        "eu-west-2"
+    );
+
+    let bob_view = bob.call_tool("aws_get_credentials", json!({})).await;
+    assert_eq!(
+        bob_view["structuredContent"]["credentials"]["access_key_id"],
+        "AKIAWEBSOC..."
+    );
+    assert_eq!(
+        bob_view["structuredContent"]["metadata"]["credentials_source"],
+        "environment_variables"
+    );
+    assert_eq!(
+        bob_view["structuredContent"]["credentials"]["region"],
+        "us-east-1"
+    );
+
+    // A new connection starts from the environment again.
+    alice.close().await;
+    server.logs.wait_for("alice's $disconnect", |r| {
+        r["fields"]["message"] == "disconnected"
+    });
+    let mut again = server.connect().await;
+    let fresh = again.call_tool("aws_get_credentials", json!({})).await;
+    assert_eq!(
+        fresh["structuredContent"]["metadata"]["credentials_source"],
+        "environment_variables"
+    );
+}
+
+/// A ping whose serialized form is exactly `size` bytes.
+fn ping_of_size(size: usize) -> String {
+    let skeleton =
+        json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": ""}}).to_string();
+    let pad = "x".repeat(size - skeleton.len());
+    json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": pad}}).to_string()
+}
+
+#[tokio::test]
+async fn messages_up_to_128_kb_pass_and_larger_close_with_1009() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    let limit = 128 * 1024;
+
+    let mut ws = server.connect().await;
+    let largest = ping_of_size(limit);
+    assert_eq!(largest.len(), limit);
+    ws.send_text(largest).await;
+    assert_eq!(ws.recv().await["result"], json!({}));
+
+    ws.send_text(ping_of_size(limit + 1)).await;
+    match ws.next_event().await {
+        Event::Closed(code, _) => assert_eq!(code, Some(1009)),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    let disconnect = server
+        .logs
+        .wait_for("$disconnect 1009", |r| r["fields"]["status_code"] == 1009);
+    assert_eq!(disconnect["fields"]["route"], "$disconnect");
+
+    // The same limit for a message split over several frames.
+    let mut fragmented = server.connect().await;
+    let chunk = vec![b'x'; 40 * 1024];
+    fragmented
+        .send_raw_fragment(OpCode::Data(Data::Text), chunk.clone(), false)
+        .await;
+    for _ in 0..3 {
+        fragmented
+            .send_raw_fragment(OpCode::Data(Data::Continue), chunk.clone(), false)
+            .await;
+    }
+    match fragmented.next_event().await {
+        Event::Closed(code, _) => assert_eq!(code, Some(1009)),
+        other => panic!("expected a close, got {other:?}"),
+    }
+
+    // A fragmented message within the limit is answered.
+    let mut ok = server.connect().await;
+    let message = ping_of_size(1000).into_bytes();
+    let (first, rest) = message.split_at(400);
+    ok.send_raw_fragment(OpCode::Data(Data::Text), first.to_vec(), false)
+        .await;
+    ok.send_raw_fragment(OpCode::Data(Data::Continue), rest.to_vec(), true)
+        .await;
+    assert_eq!(ok.recv().await["result"], json!({}));
+}
+
+#[tokio::test]
+async fn binary_frames_close_with_1003() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    let mut ws = server.connect().await;
+    still_usable(&mut ws).await;
+    ws.send_binary(b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\"}".to_vec())
+        .await;
+    match ws.next_event().await {
+        Event::Closed(code, _) => assert_eq!(code, Some(1003)),
+        other => panic!("expected a close, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_close_with_1001() {
+    let moto = Moto::start();
+    let mut vars = env(&moto);
+    vars.push(("IDLE_TIMEOUT_SECS", "1"));
+    let server = Server::start(&vars);
+    let mut ws = server.connect().await;
+    still_usable(&mut ws).await;
+    let started = Instant::now();
+    match ws.next_event().await {
+        Event::Closed(code, reason) => {
+            assert_eq!(code, Some(1001));
+            assert!(reason.contains("idle"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_per_connection() {
+    let moto = Moto::start();
+    let server = Server::start(&[
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAWEBSOCKETTEST001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "websocketSecret0000000000000000000000000",
+        ),
+        ("RATE_LIMIT_PER_SECOND", "0.5"),
+        ("RATE_LIMIT_BURST", "4"),
+        ("CREDENTIAL_RATE_LIMIT_PER_MINUTE", "1"),
+        ("CREDENTIAL_RATE_LIMIT_BURST", "2"),
+    ]);
+    let mut ws = server.connect().await;
+
+    // The credential-testing tools run out first.
+    for _ in 0..2 {
+        let reply = ws.envelope("aws/validate-credentials", json!({})).await;
+        assert_eq!(reply["message_type"], "RESPONSE", "{reply}");
+    }
+    let limited = ws
+        .envelope("aws/set-environment", json!({"region": "us-east-2"}))
+        .await;
+    assert_eq!(limited["message_type"], "ERROR");
+    assert_eq!(limited["error_code"], "RATE_LIMITED");
+    assert!(
+        limited["retry_after_ms"].as_u64().unwrap() > 1000,
+        "{limited}"
+    );
+
+    // Then every tool call (2 of the burst of 4 are spent).
+    for _ in 0..2 {
+        let ok = ws
+            .rpc(
+                "tools/call",
+                json!({"name": "aws_list_profiles", "arguments": {}}),
+            )
+            .await;
+        assert!(ok.get("result").is_some(), "{ok}");
+    }
+    let limited = ws
+        .rpc(
+            "tools/call",
+            json!({"name": "aws_list_profiles", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(limited["error"]["code"], -32029, "{limited}");
+    assert!(limited["error"]["data"]["retryAfterMs"].as_u64().unwrap() > 0);
+    assert!(
+        limited["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("retry after")
+    );
+
+    // The connection stays open and protocol messages still work; another connection has its
+    // own buckets.
+    still_usable(&mut ws).await;
+    let mut other = server.connect().await;
+    let reply = other.envelope("aws/validate-credentials", json!({})).await;
+    assert_eq!(reply["message_type"], "RESPONSE");
+}
+
+/// Bad input, each answered with a structured error; `ping` works after each.
+#[tokio::test]
+async fn bad_input_gets_structured_errors_and_the_connection_stays_usable() {
+    let moto = Moto::start();
+    let server = Server::start(&env(&moto));
+    let mut ws = server.connect().await;
+    let deep = format!("{}{}", "[".repeat(60_000), "]".repeat(60_000));
+    let cases: Vec<(String, Value)> = vec![
+        (String::new(), json!({"error": {"code": -32700}})),
+        ("{".into(), json!({"error": {"code": -32700}})),
+        ("null".into(), json!({"error": {"code": -32600}})),
+        ("42".into(), json!({"error": {"code": -32600}})),
+        ("\"ping\"".into(), json!({"error": {"code": -32600}})),
+        ("[]".into(), json!({"error": {"code": -32600}})),
+        ("[1]".into(), json!([{"error": {"code": -32600}}])),
+        ("{}".into(), json!({"error": {"code": -32600}})),
+        (deep, json!({"error": {"code": -32700}})),
+        (r#"{"jsonrpc":"2.0","id":1e400,"method":"ping"}"#.into(), json!({"error": {"code": -32700}})),
+        (r#"{"jsonrpc":"2.0","id":123456789012345678901234567890,"method":"ping"}"#.into(), json!({"error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#.into(), json!({"error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#.into(), json!({"error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#.into(), json!({"error": {"code": -32600}})),
+        (r#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#.into(), json!({"id": 1, "error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":5}"#.into(), json!({"id": 1, "error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":1}"#.into(), json!({"id": 1, "error": {"code": -32600}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"resources/list"}"#.into(), json!({"id": 1, "error": {"code": -32601}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":7}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{}}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":7}}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"aws_nope"}}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"aws_list_profiles","arguments":[]}}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"cursor":"next"}}"#.into(), json!({"error": {"code": -32602}})),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":5}}"#.into(), json!({"error": {"code": -32602}})),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"aws_get_credentials","arguments":{"include_session_token":"yes"}}}"#.into(),
+            json!({"result": {"isError": true, "structuredContent": {"error": "validation_error", "field": "include_session_token"}}}),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"aws_get_account_info","arguments":{"profile":["a"]}}}"#.into(),
+            json!({"result": {"isError": true, "structuredContent": {"error": "validation_error", "field": "profile"}}}),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"aws_list_profiles","arguments":{"verbose":true}}}"#.into(),
+            json!({"result": {"isError": true, "structuredContent": {"error": "validation_error", "field": "verbose"}}}),
+        ),
+        (r#"{"message_type":"REQUEST"}"#.into(), json!({"message_type": "ERROR", "error_code": "INVALID_REQUEST"})),
+        (r#"{"message_type":"REQUEST","message_id":"a","protocol_version":"1.0","method":"aws/list-profiles"}"#.into(), json!({"message_type": "ERROR", "request_id": "a", "error_code": "UNSUPPORTED_PROTOCOL_VERSION"})),
+        (r#"{"message_type":"REQUEST","message_id":"a","protocol_version":"2.0","method":"aws/nope"}"#.into(), json!({"request_id": "a", "error_code": "METHOD_NOT_FOUND"})),
+        (r#"{"message_type":"REQUEST","message_id":"a","protocol_version":"2.0","method":"aws/list-profiles","params":"x"}"#.into(), json!({"request_id": "a", "error_code": "INVALID_PARAMS"})),
+        (r#"{"message_type":"RESPONSE","message_id":"a","protocol_version":"2.0"}"#.into(), json!({"error_code": "INVALID_REQUEST"})),
+        (r#"{"message_type":"REQUEST","message_id":"a","protocol_version":"2.0","method":"aws/get-credentials","params":{"profile":"../../etc/passwd"}}"#.into(), json!({"error_code": "VALIDATION_ERROR", "details": {"field": "profile"}})),
+        (r#"{"message_type": "REQUEST", "message_id": "a""#.into(), json!({"message_type": "ERROR", "error_code": "PARSE_ERROR"})),
+        (r#"{"method":"aws/list-profiles","params":{}}"#.into(), json!({"message_type": "ERROR", "error_code": "INVALID_REQUEST"})),
+    ];
+    for (input, expected) in cases {
+        ws.send_text(input.clone()).await;
+        let reply = ws.recv().await;
+        let shown: String = input.chars().take(120).collect();
+        assert_subset(&expected, &reply, &shown);
+        if let Some(message) = reply
+            .pointer("/error/message")
+            .or(reply.get("error_message"))
+        {
+            assert!(
+                !message.as_str().unwrap_or("").is_empty(),
+                "{shown}: empty message"
+            );
+        }
+        still_usable(&mut ws).await;
+    }
+
+    // Text that is not UTF-8.
+    ws.send_invalid_utf8().await;
+    let reply = ws.recv().await;
+    assert_eq!(reply["error"]["code"], -32700, "{reply}");
+    assert!(
+        reply["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("UTF-8")
+    );
+    still_usable(&mut ws).await;
+
+    // Notifications and stray responses get no reply, but are logged; the next reply is the
+    // ping's own.
+    ws.send_json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .await;
+    ws.send_json(&json!({"jsonrpc": "2.0", "id": 99, "result": {}}))
+        .await;
+    still_usable(&mut ws).await;
+    server.logs.wait_for("notification record", |r| {
+        r["fields"]["outcome"] == "notification"
+    });
+    server.logs.wait_for("stray response record", |r| {
+        r["fields"]["outcome"] == "unexpected_response"
+    });
+
+    // A batch (2025-03-26) gets one array of answers.
+    let reply = ws
+        .request(json!([
+            {"jsonrpc": "2.0", "id": "a", "method": "ping"},
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {"jsonrpc": "2.0", "id": "b", "method": "nope"}
+        ]))
+        .await;
+    assert_subset(
+        &json!([{"id": "a", "result": {}}, {"id": "b", "error": {"code": -32601}}]),
+        &reply,
+        "batch",
+    );
+}
+
+/// Every field of `expected` is in `actual` (arrays element by element).
+fn assert_subset(expected: &Value, actual: &Value, context: &str) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (key, value) in e {
+                let Some(found) = a.get(key) else {
+                    panic!("{context}: no {key} in {actual}");
+                };
+                assert_subset(value, found, context);
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            assert_eq!(e.len(), a.len(), "{context}: {actual}");
+            for (e, a) in e.iter().zip(a) {
+                assert_subset(e, a, context);
+            }
+        }
+        _ => assert_eq!(expected, actual, "{context}: {actual}"),
+    }
+}
