@@ -27,6 +27,44 @@ pub struct Config {
     pub identity_cache_ttl: Duration,
     /// Set when running in AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME`).
     pub lambda_function_name: Option<String>,
+    pub metrics: MetricsConfig,
+}
+
+/// Where tool-call metrics are published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsSink {
+    /// PutMetricData, batched, from a background task.
+    CloudWatch,
+    /// CloudWatch Embedded Metric Format lines on stdout.
+    Emf,
+    /// Recorded for `/api/metrics` only.
+    Off,
+}
+
+impl MetricsSink {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricsSink::CloudWatch => "cloudwatch",
+            MetricsSink::Emf => "emf",
+            MetricsSink::Off => "off",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// `METRICS_SINK` = `cloudwatch`, `emf` or `off`; default `emf` in Lambda, else `off`.
+    pub sink: MetricsSink,
+    /// `METRICS_NAMESPACE`, default `MCPAwsTools`.
+    pub namespace: String,
+    /// Publish at least this often while there is data (`METRICS_FLUSH_INTERVAL_SECS`, default 60).
+    pub flush_interval: Duration,
+    /// Publish once this many tool calls are waiting (`METRICS_FLUSH_MAX_CALLS`, default 10,000).
+    pub flush_max_calls: u64,
+    /// Time allowed for one publication, one retry included (`METRICS_FLUSH_TIMEOUT_MS`, default 5,000).
+    pub flush_timeout: Duration,
+    /// `AWS_ENDPOINT_URL_CLOUDWATCH`, else `AWS_ENDPOINT_URL`, unless `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`.
+    pub cloudwatch_endpoint_url: Option<String>,
 }
 
 /// The AWS variables as the process saw them at start-up.
@@ -91,11 +129,43 @@ impl Config {
         let ignore_endpoints = vars
             .parse::<bool>("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")?
             .unwrap_or(false);
-        let sts_endpoint_url = if ignore_endpoints {
-            None
-        } else {
-            vars.string("AWS_ENDPOINT_URL_STS")?
-                .or(vars.string("AWS_ENDPOINT_URL")?)
+        let endpoint = |service_variable: &'static str| -> Result<Option<String>, ConfigError> {
+            if ignore_endpoints {
+                return Ok(None);
+            }
+            Ok(vars
+                .string(service_variable)?
+                .or(vars.string("AWS_ENDPOINT_URL")?))
+        };
+        let sts_endpoint_url = endpoint("AWS_ENDPOINT_URL_STS")?;
+        let lambda_function_name = vars.string("AWS_LAMBDA_FUNCTION_NAME")?;
+        let metrics = MetricsConfig {
+            sink: match vars
+                .string("METRICS_SINK")?
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+            {
+                None if lambda_function_name.is_some() => MetricsSink::Emf,
+                None => MetricsSink::Off,
+                Some(sink) => match sink.as_str() {
+                    "cloudwatch" => MetricsSink::CloudWatch,
+                    "emf" => MetricsSink::Emf,
+                    "off" => MetricsSink::Off,
+                    _ => {
+                        return Err(ConfigError {
+                            variable: "METRICS_SINK",
+                            reason: format!("must be cloudwatch, emf or off, got {sink:?}"),
+                        });
+                    }
+                },
+            },
+            namespace: vars
+                .string("METRICS_NAMESPACE")?
+                .unwrap_or_else(|| "MCPAwsTools".to_owned()),
+            flush_interval: Duration::from_secs(vars.positive("METRICS_FLUSH_INTERVAL_SECS", 60)?),
+            flush_max_calls: vars.positive("METRICS_FLUSH_MAX_CALLS", 10_000)?,
+            flush_timeout: vars.millis("METRICS_FLUSH_TIMEOUT_MS", 5_000)?,
+            cloudwatch_endpoint_url: endpoint("AWS_ENDPOINT_URL_CLOUDWATCH")?,
         };
         let aws = AwsEnvironment {
             access_key_id: vars.string("AWS_ACCESS_KEY_ID")?,
@@ -135,7 +205,8 @@ impl Config {
             identity_cache_ttl: Duration::from_secs(
                 vars.parse("IDENTITY_CACHE_TTL_SECS")?.unwrap_or(900),
             ),
-            lambda_function_name: vars.string("AWS_LAMBDA_FUNCTION_NAME")?,
+            lambda_function_name,
+            metrics,
         })
     }
 
@@ -283,6 +354,32 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{c:?}").contains("wJalrXUtnFEMI"));
+    }
+
+    #[test]
+    fn metrics_sink_defaults_to_emf_in_lambda_only() {
+        assert_eq!(config(&[]).unwrap().metrics.sink, MetricsSink::Off);
+        let lambda = config(&[("AWS_LAMBDA_FUNCTION_NAME", "f")]).unwrap();
+        assert_eq!(lambda.metrics.sink, MetricsSink::Emf);
+        assert_eq!(lambda.metrics.namespace, "MCPAwsTools");
+        let chosen = config(&[("METRICS_SINK", "CloudWatch")]).unwrap();
+        assert_eq!(chosen.metrics.sink, MetricsSink::CloudWatch);
+        let err = config(&[("METRICS_SINK", "statsd")]).unwrap_err();
+        assert_eq!(err.variable, "METRICS_SINK");
+    }
+
+    #[test]
+    fn cloudwatch_endpoint_follows_the_sdk_variables() {
+        let c = config(&[
+            ("AWS_ENDPOINT_URL", "http://global"),
+            ("AWS_ENDPOINT_URL_CLOUDWATCH", "http://cw"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.metrics.cloudwatch_endpoint_url.as_deref(),
+            Some("http://cw")
+        );
+        assert_eq!(c.aws.sts_endpoint_url.as_deref(), Some("http://global"));
     }
 
     #[test]

@@ -4,12 +4,14 @@
 //! either the reference envelope or MCP JSON-RPC 2.0 ([`protocol`]), routed to one of five tools
 //! ([`tools`]) that resolve credentials and call STS ([`aws`]). Connection-scoped state (overrides
 //! set by `set-environment`, rate limits) lives in [`session`]; everything built once at start-up
-//! lives in [`state::AppState`], configured from the environment by [`config`].
+//! lives in [`state::AppState`], configured from the environment by [`config`]. Every tool call
+//! is counted and timed by [`metrics`], which publishes off the reply path.
 
 pub mod aws;
 pub mod config;
 pub mod gateway;
 pub mod logging;
+pub mod metrics;
 pub mod protocol;
 pub mod session;
 pub mod state;

@@ -28,7 +28,7 @@ enum Command {
         addr: String,
     },
     /// Run one API Gateway WebSocket event (a JSON file, `-` for stdin) through the handler and
-    /// print the handler's response.
+    /// print the handler's response. HTTP API events for /api/metrics work too.
     Invoke { file: PathBuf },
 }
 
@@ -52,6 +52,10 @@ async fn main() -> ExitCode {
         Some(Command::Invoke { file }) => invoke(config, &file).await,
         None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
             let state = AppState::new(config).await;
+            if let Some(publisher) = state.start_metrics() {
+                // Lambda sends SIGTERM before it shuts the environment down: publish what is left.
+                lambda_runtime::spawn_graceful_shutdown_handler(move || publisher.shutdown()).await;
+            }
             match gateway::lambda::run(&state).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(err) => {
@@ -83,8 +87,13 @@ async fn serve(config: Config, addr: &str) -> ExitCode {
         .map(|a| a.to_string())
         .unwrap_or_else(|_| addr.to_owned());
     tracing::info!(address = %local, url = %format!("ws://{local}/ws"), "serving");
+    let publisher = state.start_metrics();
     let router = emulator::router(state);
-    match emulator::serve(listener, router, shutdown_signal()).await {
+    let served = emulator::serve(listener, router, shutdown_signal()).await;
+    if let Some(publisher) = publisher {
+        publisher.shutdown().await;
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("mcp-aws-tools: {err}");
@@ -93,7 +102,9 @@ async fn serve(config: Config, addr: &str) -> ExitCode {
     }
 }
 
-async fn invoke(config: Config, file: &PathBuf) -> ExitCode {
+/// `invoke` prints the response on stdout, so metrics are not published (EMF would share stdout).
+async fn invoke(mut config: Config, file: &PathBuf) -> ExitCode {
+    config.metrics.sink = mcp_aws_tools::config::MetricsSink::Off;
     let read = if file.as_os_str() == "-" {
         let mut text = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut text)
@@ -117,7 +128,7 @@ async fn invoke(config: Config, file: &PathBuf) -> ExitCode {
         }
         Err(err) => {
             eprintln!(
-                "mcp-aws-tools: {} is not an API Gateway WebSocket event: {err}",
+                "mcp-aws-tools: {} is not an API Gateway WebSocket or HTTP event: {err}",
                 file.display()
             );
             ExitCode::FAILURE

@@ -7,10 +7,16 @@ use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 
+use std::sync::Arc;
+
 use crate::aws::credentials::CredentialResolver;
 use crate::aws::profiles::Profiles;
 use crate::aws::sts::{FALLBACK_REGION, Sts};
-use crate::config::Config;
+use crate::config::{Config, MetricsSink};
+use crate::metrics::Recorder;
+use crate::metrics::cloudwatch::CloudWatchSink;
+use crate::metrics::emf::EmfSink;
+use crate::metrics::publisher::{Publisher, Sink};
 use crate::session::Sessions;
 
 pub struct AppState {
@@ -19,10 +25,12 @@ pub struct AppState {
     pub profiles: Profiles,
     pub sts: Sts,
     pub sessions: Sessions,
+    pub metrics: Arc<Recorder>,
+    metrics_sink: Option<Sink>,
 }
 
 impl AppState {
-    /// Builds the HTTP client, the SDK configuration and the STS client. Nothing here touches
+    /// Builds the HTTP client, the SDK configuration and the AWS clients. Nothing here touches
     /// the network: TLS roots are loaded and connections made on the first AWS call.
     pub async fn new(config: Config) -> Self {
         let http_client = https_client();
@@ -43,7 +51,6 @@ impl AppState {
             .timeout_config(timeouts.clone())
             .retry_config(RetryConfig::standard())
             .region(region.clone())
-            .no_credentials()
             .load()
             .await;
         let provider_config = ProviderConfig::without_region()
@@ -62,13 +69,40 @@ impl AppState {
             config.identity_cache_ttl,
         );
         let sessions = Sessions::new(config.rate_limits, config.idle_timeout);
+        let metrics_config = &config.metrics;
+        let metrics = Arc::new(Recorder::new(
+            metrics_config.flush_max_calls,
+            metrics_config.sink.as_str(),
+            metrics_config.namespace.clone(),
+        ));
+        let metrics_sink = match metrics_config.sink {
+            MetricsSink::Off => None,
+            MetricsSink::Emf => Some(Sink::Emf(EmfSink::new(metrics_config.namespace.clone()))),
+            MetricsSink::CloudWatch => Some(Sink::CloudWatch(CloudWatchSink::new(
+                cloudwatch_client(&sdk_config, &config, credentials.environment()),
+                metrics_config.namespace.clone(),
+            ))),
+        };
         Self {
             config,
             credentials,
             profiles: Profiles::default(),
             sts,
             sessions,
+            metrics,
+            metrics_sink,
         }
+    }
+
+    /// Starts publishing metrics in the background, unless the sink is `off`.
+    pub fn start_metrics(&self) -> Option<Publisher> {
+        let sink = self.metrics_sink.clone()?;
+        Some(Publisher::start(
+            self.metrics.clone(),
+            sink,
+            self.config.metrics.flush_interval,
+            self.config.metrics.flush_timeout,
+        ))
     }
 }
 
@@ -77,6 +111,30 @@ fn https_client() -> SharedHttpClient {
     aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
         .build_https()
+}
+
+/// The CloudWatch client publishes with the process's own credentials (the environment's, else
+/// the default chain's; never a connection's), tries once (the publisher retries within its
+/// budget) and gives up within the flush time-out.
+fn cloudwatch_client(
+    sdk_config: &SdkConfig,
+    config: &Config,
+    environment: Option<&aws_credential_types::Credentials>,
+) -> aws_sdk_cloudwatch::Client {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(config.connect_timeout)
+        .operation_timeout(config.metrics.flush_timeout)
+        .build();
+    let mut builder = aws_sdk_cloudwatch::config::Builder::from(sdk_config)
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .timeout_config(timeouts);
+    if let Some(url) = &config.metrics.cloudwatch_endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    if let Some(credentials) = environment {
+        builder = builder.credentials_provider(credentials.clone());
+    }
+    aws_sdk_cloudwatch::Client::from_conf(builder.build())
 }
 
 fn sts_client(sdk_config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_sts::Client {

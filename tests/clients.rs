@@ -33,7 +33,7 @@ fn server(moto: &Moto) -> Server {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn official_mcp_python_sdk_over_websocket() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -87,7 +87,7 @@ async fn official_mcp_python_sdk_over_websocket() {
     assert_eq!(failed["structured"]["error"], "validation_error");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reference_example_4_with_node_ws() {
     let moto = Moto::start();
     let server = server(&moto);

@@ -45,7 +45,7 @@ fn home_with_profiles(moto: &Moto, base_keys: (&str, &str)) -> std::path::PathBu
     home
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn named_profiles_assume_roles() {
     let moto = Moto::start();
     let (key_id, secret) = support::fake_keys("base");
@@ -137,7 +137,7 @@ async fn named_profiles_assume_roles() {
     assert_eq!(unknown["structuredContent"]["field"], "profile");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_profile_selects_the_default_chain_profile() {
     let moto = Moto::start();
     let home = home_with_profiles(
@@ -164,7 +164,7 @@ async fn aws_profile_selects_the_default_chain_profile() {
     assert_eq!(body["environment_variables"]["AWS_PROFILE"], "base");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_execution_role_is_named() {
     let moto = Moto::start();
     let server = Server::start(&with_limits(&[
@@ -190,7 +190,7 @@ async fn lambda_execution_role_is_named() {
     assert_eq!(creds["result"]["credentials"]["region"], "eu-north-1");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_credentials_anywhere() {
     let moto = Moto::start();
     let server = Server::start(&with_limits(&[("AWS_ENDPOINT_URL", &moto.url)]));
@@ -218,7 +218,7 @@ async fn no_credentials_anywhere() {
     assert_eq!(profiles["isError"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_credentials_are_refused_by_sts() {
     let moto = Moto::start_with_iam_auth();
     let (alice_key, alice_secret) = moto.user.clone().expect("IAM user");
@@ -334,7 +334,7 @@ async fn timed_call(ws: &mut support::Ws, tool: &str, arguments: Value) -> (Valu
     (result, started.elapsed())
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_endpoint_fails_within_the_timeout() {
     let endpoint = format!("http://127.0.0.1:{}", closed_port());
     let server = Server::start(&with_limits(&[
@@ -359,7 +359,7 @@ async fn dead_endpoint_fails_within_the_timeout() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_endpoint_times_out() {
     let endpoint = format!("http://127.0.0.1:{}", silent_endpoint());
     let moto = Moto::start();

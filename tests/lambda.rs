@@ -35,7 +35,7 @@ fn tool_call(id: i64, name: &str, arguments: Value) -> String {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_websocket_events_through_the_runtime() {
     let moto = Moto::start();
     let api = RuntimeApi::start().await;

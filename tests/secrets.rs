@@ -123,7 +123,7 @@ async fn exercise(ws: &mut Ws, canaries: &Canaries, transcript: &mut String) {
     record(ws.recv().await);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canary_secrets_never_leak() {
     let canaries = Canaries::new();
     // moto authenticates, so these made-up keys are refused: the refusal paths run too.

@@ -35,7 +35,7 @@ fn server(moto: &Moto) -> Server {
     )
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn initialize_negotiates_versions_and_lists_tools() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -91,7 +91,7 @@ async fn initialize_negotiates_versions_and_lists_tools() {
     assert_eq!(result["isError"], false);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_credentials_masks_in_both_formats() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -153,7 +153,7 @@ async fn get_credentials_masks_in_both_formats() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_profiles_in_both_formats() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -169,7 +169,7 @@ async fn list_profiles_in_both_formats() {
     assert_eq!(reply["result"]["count"], 3);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_account_info_in_both_formats_and_cached() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -199,7 +199,7 @@ async fn get_account_info_in_both_formats_and_cached() {
     assert_eq!(reply["result"]["profile"], "production");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validate_credentials_in_both_formats() {
     let moto = Moto::start();
     let server = server(&moto);
@@ -222,7 +222,7 @@ async fn validate_credentials_in_both_formats() {
     assert_eq!(reply["result"]["valid"], true);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_environment_in_both_formats() {
     let moto = Moto::start();
     let server = server(&moto);

@@ -32,7 +32,7 @@ async fn still_usable(ws: &mut Ws) {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subprotocol_mcp_is_chosen_when_offered() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));
@@ -49,7 +49,7 @@ async fn subprotocol_mcp_is_chosen_when_offered() {
     assert!(connect["fields"]["connection_id"].is_string());
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plain_http_is_refused() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));
@@ -63,7 +63,7 @@ async fn plain_http_is_refused() {
     assert!(response.starts_with("HTTP/1.1 426"), "{response}");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_environment_belongs_to_its_connection() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));
@@ -127,7 +127,7 @@ fn ping_of_size(size: usize) -> String {
     json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": pad}}).to_string()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_up_to_128_kb_pass_and_larger_close_with_1009() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));
@@ -176,7 +176,7 @@ async fn messages_up_to_128_kb_pass_and_larger_close_with_1009() {
     assert_eq!(ok.recv().await["result"], json!({}));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_frames_close_with_1003() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));
@@ -190,7 +190,7 @@ async fn binary_frames_close_with_1003() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_close_with_1001() {
     let moto = Moto::start();
     let mut vars = env(&moto);
@@ -213,7 +213,7 @@ async fn idle_connections_close_with_1001() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_per_connection() {
     let moto = Moto::start();
     let server = Server::start(&[
@@ -279,7 +279,7 @@ async fn rate_limits_per_connection() {
 }
 
 /// Bad input, each answered with a structured error; `ping` works after each.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_structured_errors_and_the_connection_stays_usable() {
     let moto = Moto::start();
     let server = Server::start(&env(&moto));

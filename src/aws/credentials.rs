@@ -193,6 +193,11 @@ impl CredentialResolver {
         }
     }
 
+    /// The process environment's credentials, if it has any.
+    pub fn environment(&self) -> Option<&Credentials> {
+        self.environment.as_ref()
+    }
+
     /// The credentials for a call, by the order described at the top of this module.
     pub async fn resolve(
         &self,

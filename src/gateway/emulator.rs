@@ -50,15 +50,20 @@ struct Emulator {
     idle_timeout: Duration,
 }
 
-/// The router: `/ws` for WebSocket connections. Extra routes (such as metrics) can be merged.
+/// The router: `/ws` for WebSocket connections, and the HTTP API (`/api/metrics`).
 pub fn router(state: Arc<AppState>) -> Router {
     let idle_timeout = state.config.idle_timeout;
     Router::new()
         .route("/ws", get(upgrade))
+        .fallback(http_api)
         .with_state(Arc::new(Emulator {
             state,
             idle_timeout,
         }))
+}
+
+async fn http_api(State(emulator): State<Arc<Emulator>>, request: Request) -> Response {
+    super::http::respond(&emulator.state, request.method(), request.uri().path()).into_response()
 }
 
 /// Serves until `shutdown` completes.

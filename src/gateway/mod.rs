@@ -7,12 +7,14 @@
 //! ([`lambda`]), the local emulator ([`emulator`]) and `invoke`.
 
 pub mod emulator;
+pub mod http;
 pub mod lambda;
 
+use ::http::{HeaderMap, HeaderValue};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
-use http::{HeaderMap, HeaderValue};
+use tracing::Instrument;
 
 use crate::protocol::{self, loggable};
 use crate::state::AppState;
@@ -25,6 +27,19 @@ pub const DEFAULT: &str = "$default";
 pub const MCP_SUBPROTOCOL: &str = "mcp";
 
 pub async fn handle(
+    state: &AppState,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> ApiGatewayProxyResponse {
+    state.metrics.note_invocation();
+    // API Gateway's request id, on every record of this event.
+    let span = tracing::info_span!(
+        "event",
+        api_request_id = event.request_context.request_id.as_deref().map(loggable)
+    );
+    route(state, event).instrument(span).await
+}
+
+async fn route(
     state: &AppState,
     event: ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
@@ -97,11 +112,13 @@ fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
     response
 }
 
-/// `invoke`: runs one event (JSON) through the handler and returns the response as JSON.
-pub async fn invoke(state: &AppState, event_json: &str) -> Result<String, serde_json::Error> {
-    let event: ApiGatewayWebsocketProxyRequest = serde_json::from_str(event_json)?;
-    let response = handle(state, event).await;
-    serde_json::to_string_pretty(&response)
+/// `invoke`: runs one event (JSON) as Lambda would (WebSocket, or HTTP for `/api/metrics`) and
+/// returns the response as JSON.
+pub async fn invoke(state: &AppState, event_json: &str) -> Result<String, lambda_runtime::Error> {
+    let event: serde_json::Value = serde_json::from_str(event_json)?;
+    let context = lambda_runtime::Context::default();
+    let response = lambda::handle(state, lambda_runtime::LambdaEvent::new(event, context)).await?;
+    Ok(serde_json::to_string_pretty(&response)?)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
+use crate::metrics::ErrorType;
 use crate::session::RateLimited;
 use crate::state::AppState;
 use crate::tools::{self, ErrorKind, ToolName, ToolReply};
@@ -197,13 +198,23 @@ fn looks_like_envelope(body: &[u8]) -> bool {
     contains(b"\"message_type\"") && !contains(b"\"jsonrpc\"")
 }
 
-/// Every tool call passes through here, whatever its wire format: rate limit, then the tool.
+/// Every tool call passes through here, whatever its wire format: rate limit, the tool, and
+/// the metrics recorder.
 pub async fn call_tool(
     state: &AppState,
     connection_id: &str,
     tool: ToolName,
     arguments: &Map<String, Value>,
 ) -> Result<ToolReply, RateLimited> {
-    state.sessions.admit(connection_id, tool.bucket())?;
-    Ok(tools::run(state, connection_id, tool, arguments).await)
+    let started = Instant::now();
+    if let Err(limited) = state.sessions.admit(connection_id, tool.bucket()) {
+        state
+            .metrics
+            .record(tool, Some(ErrorType::RateLimited), started.elapsed());
+        return Err(limited);
+    }
+    let reply = tools::run(state, connection_id, tool, arguments).await;
+    let error = reply.error_kind().map(ErrorType::Tool);
+    state.metrics.record(tool, error, started.elapsed());
+    Ok(reply)
 }

@@ -1,0 +1,485 @@
+//! Tool-call metrics: where a metric leaves.
+//!
+//! Every tool call, in either wire format, passes through [`Recorder::record`] (from
+//! `protocol::call_tool`): a short, allocation-free update under a lock that is never held
+//! across an await. The recorder keeps two things: totals since start, served as JSON at
+//! `/api/metrics`, and the interval since the last publication, which [`publisher`] takes and
+//! hands to a sink ([`cloudwatch`] PutMetricData, or [`emf`] lines on stdout) from a background
+//! task, never on the reply path.
+
+pub mod cloudwatch;
+pub mod emf;
+pub mod publisher;
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use hdrhistogram::Histogram;
+use serde_json::{Map, Value, json};
+use tokio::sync::Notify;
+
+use crate::tools::{ErrorKind, ToolName};
+
+/// The `Service` dimension's value.
+pub const SERVICE: &str = "mcp-aws-tools";
+
+/// Metric names, shared by both sinks.
+pub mod name {
+    pub const INVOCATIONS: &str = "ToolInvocations";
+    pub const ERRORS: &str = "ToolErrors";
+    pub const DURATION: &str = "ToolDuration";
+    pub const COLD_START: &str = "ColdStart";
+}
+
+/// Why a tool call did not succeed: the tool's error code, or the rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorType {
+    Tool(ErrorKind),
+    RateLimited,
+}
+
+const ERROR_TYPES: usize = ErrorKind::ALL.len() + 1;
+
+impl ErrorType {
+    pub const ALL: [ErrorType; ERROR_TYPES] = [
+        ErrorType::Tool(ErrorKind::NoCredentials),
+        ErrorType::Tool(ErrorKind::InvalidCredentials),
+        ErrorType::Tool(ErrorKind::ClientError),
+        ErrorType::Tool(ErrorKind::ValidationError),
+        ErrorType::Tool(ErrorKind::ExecutionError),
+        ErrorType::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::Tool(kind) => kind.as_str(),
+            ErrorType::RateLimited => "rate_limited",
+        }
+    }
+
+    fn index(self) -> usize {
+        Self::ALL.iter().position(|t| *t == self).unwrap_or(0)
+    }
+}
+
+const TOOLS: usize = ToolName::ALL.len();
+
+fn tool_index(tool: ToolName) -> usize {
+    ToolName::ALL.iter().position(|t| *t == tool).unwrap_or(0)
+}
+
+/// Durations are kept in microseconds, from 1 µs to an hour, to two significant digits.
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap_or_else(|_| unreachable!("valid bounds"))
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros())
+        .unwrap_or(u64::MAX)
+        .clamp(1, 3_600_000_000)
+}
+
+struct Totals {
+    count: u64,
+    errors: [u64; ERROR_TYPES],
+    durations: Histogram<u64>,
+    sum_us: u64,
+    min_us: u64,
+    max_us: u64,
+}
+
+impl Totals {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            errors: [0; ERROR_TYPES],
+            durations: histogram(),
+            sum_us: 0,
+            min_us: u64::MAX,
+            max_us: 0,
+        }
+    }
+
+    fn add(&mut self, error: Option<ErrorType>, us: u64) {
+        self.count += 1;
+        if let Some(error) = error {
+            self.errors[error.index()] += 1;
+        }
+        let _ = self.durations.record(us);
+        self.sum_us = self.sum_us.saturating_add(us);
+        self.min_us = self.min_us.min(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    fn to_json(&self) -> Value {
+        let failures: u64 = self.errors.iter().sum();
+        let error_types: Map<String, Value> = ErrorType::ALL
+            .iter()
+            .zip(self.errors)
+            .filter(|(_, n)| *n > 0)
+            .map(|(t, n)| (t.as_str().to_owned(), json!(n)))
+            .collect();
+        let ms = |us: u64| us as f64 / 1000.0;
+        let duration = (self.count > 0).then(|| {
+            json!({
+                "min": ms(self.min_us),
+                "avg": ms(self.sum_us) / self.count as f64,
+                "p50": ms(self.durations.value_at_quantile(0.50)),
+                "p95": ms(self.durations.value_at_quantile(0.95)),
+                "max": ms(self.max_us),
+            })
+        });
+        json!({
+            "count": self.count,
+            "successes": self.count - failures,
+            "failures": failures,
+            "error_types": error_types,
+            "duration_ms": duration,
+        })
+    }
+}
+
+struct ToolInterval {
+    invocations: u64,
+    errors: [u64; ERROR_TYPES],
+    durations: Histogram<u64>,
+}
+
+struct Interval {
+    started: Option<SystemTime>,
+    calls: u64,
+    tools: [ToolInterval; TOOLS],
+    cold_starts: u64,
+}
+
+impl Interval {
+    fn new() -> Self {
+        Self {
+            started: None,
+            calls: 0,
+            tools: std::array::from_fn(|_| ToolInterval {
+                invocations: 0,
+                errors: [0; ERROR_TYPES],
+                durations: histogram(),
+            }),
+            cold_starts: 0,
+        }
+    }
+
+    /// Copies the interval out and starts a new one, keeping the histograms' memory.
+    fn take(&mut self) -> Batch {
+        let tools = ToolName::ALL
+            .iter()
+            .zip(self.tools.iter_mut())
+            .filter(|(_, t)| t.invocations > 0)
+            .map(|(tool, t)| {
+                let durations = t
+                    .durations
+                    .iter_recorded()
+                    .map(|v| {
+                        let us = t.durations.median_equivalent(v.value_iterated_to());
+                        (us, v.count_at_value())
+                    })
+                    .collect();
+                let errors = ErrorType::ALL
+                    .iter()
+                    .zip(t.errors)
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(e, n)| (*e, n))
+                    .collect();
+                let batch = ToolBatch {
+                    tool: *tool,
+                    invocations: t.invocations,
+                    errors,
+                    durations,
+                };
+                t.invocations = 0;
+                t.errors = [0; ERROR_TYPES];
+                t.durations.reset();
+                batch
+            })
+            .collect();
+        let batch = Batch {
+            timestamp: self.started.unwrap_or_else(SystemTime::now),
+            tools,
+            cold_starts: self.cold_starts,
+        };
+        self.started = None;
+        self.calls = 0;
+        self.cold_starts = 0;
+        batch
+    }
+}
+
+/// The metrics of one interval, as the sinks publish them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// When the interval's first call was recorded.
+    pub timestamp: SystemTime,
+    pub tools: Vec<ToolBatch>,
+    pub cold_starts: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolBatch {
+    pub tool: ToolName,
+    pub invocations: u64,
+    pub errors: Vec<(ErrorType, u64)>,
+    /// Durations in microseconds (quantized to two significant digits) with their counts.
+    pub durations: Vec<(u64, u64)>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.tools.is_empty() && self.cold_starts == 0
+    }
+
+    /// Tool calls the batch covers.
+    pub fn calls(&self) -> u64 {
+        self.tools.iter().map(|t| t.invocations).sum()
+    }
+
+    /// The durations of every tool together, for the service-level rollup.
+    pub fn all_durations(&self) -> Vec<(u64, u64)> {
+        let mut merged = std::collections::BTreeMap::<u64, u64>::new();
+        for (us, count) in self.tools.iter().flat_map(|t| &t.durations) {
+            *merged.entry(*us).or_default() += count;
+        }
+        merged.into_iter().collect()
+    }
+
+    /// Errors of every tool by type, for the rollup.
+    pub fn all_errors(&self) -> Vec<(ErrorType, u64)> {
+        ErrorType::ALL
+            .iter()
+            .map(|e| {
+                let n = self
+                    .tools
+                    .iter()
+                    .flat_map(|t| &t.errors)
+                    .filter(|(t, _)| t == e)
+                    .map(|(_, n)| n)
+                    .sum();
+                (*e, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}
+
+/// What the publisher did, for `/api/metrics` and the logs.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    pub flushes: AtomicU64,
+    pub requests: AtomicU64,
+    pub datums_sent: AtomicU64,
+    pub datums_dropped: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+struct State {
+    totals: [Totals; TOOLS],
+    interval: Interval,
+}
+
+pub struct Recorder {
+    state: Mutex<State>,
+    started: SystemTime,
+    started_at: Instant,
+    cold_start_seen: AtomicBool,
+    flush_max_calls: u64,
+    flush_wanted: Notify,
+    sink: &'static str,
+    namespace: String,
+    pub published: PublishStats,
+}
+
+impl Recorder {
+    pub fn new(flush_max_calls: u64, sink: &'static str, namespace: String) -> Self {
+        Self {
+            state: Mutex::new(State {
+                totals: std::array::from_fn(|_| Totals::new()),
+                interval: Interval::new(),
+            }),
+            started: SystemTime::now(),
+            started_at: Instant::now(),
+            cold_start_seen: AtomicBool::new(false),
+            flush_max_calls,
+            flush_wanted: Notify::new(),
+            sink,
+            namespace,
+            published: PublishStats::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records one tool call. If enough calls are waiting, wakes the publisher (which runs
+    /// elsewhere); nothing here waits.
+    pub fn record(&self, tool: ToolName, error: Option<ErrorType>, duration: Duration) {
+        let us = micros(duration);
+        let index = tool_index(tool);
+        let full = {
+            let mut state = self.lock();
+            state.totals[index].add(error, us);
+            let interval = &mut state.interval;
+            interval.started.get_or_insert_with(SystemTime::now);
+            interval.calls += 1;
+            let t = &mut interval.tools[index];
+            t.invocations += 1;
+            if let Some(error) = error {
+                t.errors[error.index()] += 1;
+            }
+            let _ = t.durations.record(us);
+            interval.calls >= self.flush_max_calls
+        };
+        if full {
+            self.flush_wanted.notify_one();
+        }
+    }
+
+    /// Called for every event the handler gets; the first one of the process counts a cold start.
+    pub fn note_invocation(&self) {
+        if !self.cold_start_seen.swap(true, Ordering::Relaxed) {
+            let mut state = self.lock();
+            state.interval.started.get_or_insert_with(SystemTime::now);
+            state.interval.cold_starts += 1;
+        }
+    }
+
+    /// Takes the interval's metrics and starts a new interval.
+    pub fn take(&self) -> Batch {
+        self.lock().interval.take()
+    }
+
+    /// Resolves when enough calls are waiting to be published.
+    pub async fn flush_wanted(&self) {
+        self.flush_wanted.notified().await;
+    }
+
+    /// Totals since start, as `/api/metrics` serves them.
+    pub fn snapshot(&self) -> Value {
+        let state = self.lock();
+        let mut total = Totals::new();
+        let mut tools = Map::new();
+        for (tool, totals) in ToolName::ALL.iter().zip(&state.totals) {
+            tools.insert(tool.reference_name().to_owned(), totals.to_json());
+            total.count += totals.count;
+            for (sum, n) in total.errors.iter_mut().zip(totals.errors) {
+                *sum += n;
+            }
+            let _ = total.durations.add(&totals.durations);
+            total.sum_us = total.sum_us.saturating_add(totals.sum_us);
+            total.min_us = total.min_us.min(totals.min_us);
+            total.max_us = total.max_us.max(totals.max_us);
+        }
+        drop(state);
+        let since = chrono::DateTime::<chrono::Utc>::from(self.started)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
+        json!({
+            "service": SERVICE,
+            "since": since,
+            "uptime_seconds": self.started_at.elapsed().as_secs_f64(),
+            "tools": tools,
+            "total": total.to_json(),
+            "publishing": {
+                "sink": self.sink,
+                "namespace": self.namespace,
+                "flushes": load(&self.published.flushes),
+                "requests": load(&self.published.requests),
+                "datums_sent": load(&self.published.datums_sent),
+                "datums_dropped": load(&self.published.datums_dropped),
+                "failures": load(&self.published.failures),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn recorder() -> Recorder {
+        Recorder::new(3, "off", "Test".into())
+    }
+
+    #[test]
+    fn totals_and_interval() {
+        let r = recorder();
+        r.record(ToolName::GetCredentials, None, Duration::from_micros(1500));
+        r.record(
+            ToolName::GetCredentials,
+            Some(ErrorType::Tool(ErrorKind::NoCredentials)),
+            Duration::from_micros(500),
+        );
+        r.record(
+            ToolName::ListProfiles,
+            Some(ErrorType::RateLimited),
+            Duration::from_micros(10),
+        );
+        let snapshot = r.snapshot();
+        let creds = &snapshot["tools"]["aws/get-credentials"];
+        assert_eq!(creds["count"], 2);
+        assert_eq!(creds["successes"], 1);
+        assert_eq!(creds["failures"], 1);
+        assert_eq!(creds["error_types"], json!({"no_credentials": 1}));
+        assert_eq!(creds["duration_ms"]["min"], 0.5);
+        assert_eq!(creds["duration_ms"]["max"], 1.5);
+        assert_eq!(creds["duration_ms"]["avg"], 1.0);
+        assert_eq!(snapshot["total"]["count"], 3);
+        assert_eq!(
+            snapshot["total"]["error_types"],
+            json!({"no_credentials": 1, "rate_limited": 1})
+        );
+        assert_eq!(
+            snapshot["tools"]["aws/validate-credentials"]["duration_ms"],
+            Value::Null
+        );
+
+        let batch = r.take();
+        assert_eq!(batch.calls(), 3);
+        assert_eq!(batch.tools.len(), 2);
+        let creds = &batch.tools[0];
+        assert_eq!(creds.tool, ToolName::GetCredentials);
+        assert_eq!(creds.durations.iter().map(|(_, n)| n).sum::<u64>(), 2);
+        assert_eq!(batch.all_errors().len(), 2);
+        // The interval starts again; the totals do not.
+        assert!(r.take().is_empty());
+        assert_eq!(r.snapshot()["total"]["count"], 3);
+    }
+
+    #[test]
+    fn durations_are_quantized_to_two_digits() {
+        let r = recorder();
+        r.record(ToolName::ListProfiles, None, Duration::from_micros(12_345));
+        let batch = r.take();
+        let (us, count) = batch.tools[0].durations[0];
+        assert_eq!(count, 1);
+        assert!(us.abs_diff(12_345) * 100 <= 12_345, "{us}");
+    }
+
+    #[test]
+    fn cold_start_counts_once() {
+        let r = recorder();
+        r.note_invocation();
+        r.note_invocation();
+        assert_eq!(r.take().cold_starts, 1);
+        r.note_invocation();
+        assert_eq!(r.take().cold_starts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_full_interval_wakes_the_publisher() {
+        let r = recorder();
+        for _ in 0..3 {
+            r.record(ToolName::ListProfiles, None, Duration::from_micros(5));
+        }
+        tokio::time::timeout(Duration::from_secs(1), r.flush_wanted())
+            .await
+            .expect("woken");
+    }
+}
