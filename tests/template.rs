@@ -1,0 +1,348 @@
+//! template.yaml's security and operability properties, which cfn-lint checks only loosely for
+//! ApiGatewayV2: IAM authorization on `$connect`, no `*` action in any policy, PutMetricData
+//! limited to the namespace, AssumeRole limited to the listed roles, the route response that
+//! carries replies back, throttling, log retention, and a function the binary can run as.
+
+use serde_norway::Value;
+
+fn template() -> Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/template.yaml"))
+        .expect("template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+/// A value without its CloudFormation tag (`!Ref X` -> `X`), and the tag.
+fn untag(value: &Value) -> (Option<String>, &Value) {
+    match value {
+        Value::Tagged(tagged) => (
+            Some(tagged.tag.to_string().trim_start_matches('!').to_owned()),
+            &tagged.value,
+        ),
+        other => (None, other),
+    }
+}
+
+fn is_ref(value: &Value, name: &str) -> bool {
+    match untag(value) {
+        (Some(tag), inner) if tag == "Ref" => inner.as_str() == Some(name),
+        _ => value.get("Ref").and_then(Value::as_str) == Some(name),
+    }
+}
+
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> Vec<(&'a str, &'a Value)> {
+    template["Resources"]
+        .as_mapping()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some(kind))
+        .map(|(name, r)| (name.as_str().expect("name"), r))
+        .collect()
+}
+
+fn resource<'a>(template: &'a Value, name: &str) -> &'a Value {
+    let resource = &template["Resources"][name];
+    assert!(!resource.is_null(), "no resource {name}");
+    resource
+}
+
+fn parameter_default<'a>(template: &'a Value, name: &str) -> &'a Value {
+    &template["Parameters"][name]["Default"]
+}
+
+/// Every IAM statement in the template, `!If` branches included.
+fn statements(value: &Value, out: &mut Vec<Value>) {
+    let (_, value) = untag(value);
+    match value {
+        Value::Mapping(map) => {
+            if let Some(statement) = map.get("Statement") {
+                let (_, statement) = untag(statement);
+                match statement {
+                    Value::Sequence(items) => {
+                        for item in items {
+                            collect_statement(item, out);
+                        }
+                    }
+                    other => collect_statement(other, out),
+                }
+            }
+            for (_, v) in map {
+                statements(v, out);
+            }
+        }
+        Value::Sequence(items) => items.iter().for_each(|v| statements(v, out)),
+        _ => {}
+    }
+}
+
+fn collect_statement(item: &Value, out: &mut Vec<Value>) {
+    match untag(item) {
+        (Some(tag), Value::Sequence(branches)) if tag == "If" => {
+            for branch in &branches[1..] {
+                if !is_ref(branch, "AWS::NoValue") {
+                    collect_statement(branch, out);
+                }
+            }
+        }
+        (_, value) => out.push(value.clone()),
+    }
+}
+
+fn strings(value: &Value) -> Vec<String> {
+    match untag(value).1 {
+        Value::String(s) => vec![s.clone()],
+        Value::Sequence(items) => items.iter().flat_map(strings).collect(),
+        _ => vec![],
+    }
+}
+
+#[test]
+fn connect_requires_iam_authorization_by_default() {
+    let t = template();
+    let connect = resource(&t, "ConnectRoute");
+    assert_eq!(connect["Properties"]["RouteKey"], "$connect");
+    assert!(is_ref(
+        &connect["Properties"]["AuthorizationType"],
+        "ConnectAuthorization"
+    ));
+    assert_eq!(parameter_default(&t, "ConnectAuthorization"), "AWS_IAM");
+}
+
+#[test]
+fn no_policy_grants_a_wildcard_action() {
+    let t = template();
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    assert!(all.len() >= 5, "found {} statements", all.len());
+    for statement in &all {
+        assert!(
+            statement.get("NotAction").is_none(),
+            "NotAction in {statement:?}"
+        );
+        for action in strings(&statement["Action"]) {
+            assert!(!action.contains('*'), "wildcard action {action}");
+        }
+        // A "*" resource only for actions that have no resource-level permissions.
+        if strings(&statement["Resource"]).iter().any(|r| r == "*") {
+            for action in strings(&statement["Action"]) {
+                assert!(
+                    ["sts:GetCallerIdentity", "cloudwatch:PutMetricData"]
+                        .contains(&action.as_str()),
+                    "{action} on every resource"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn put_metric_data_is_limited_to_the_namespace() {
+    let t = template();
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    let put: Vec<&Value> = all
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&"cloudwatch:PutMetricData".to_owned()))
+        .collect();
+    assert_eq!(put.len(), 1);
+    let namespace = &put[0]["Condition"]["StringEquals"]["cloudwatch:namespace"];
+    assert!(is_ref(namespace, "MetricsNamespace"), "{namespace:?}");
+    assert!(
+        is_ref(
+            &resource(&t, "Function")["Properties"]["Environment"]["Variables"]["METRICS_NAMESPACE"],
+            "MetricsNamespace"
+        ),
+        "the function publishes to the namespace it may publish to"
+    );
+}
+
+#[test]
+fn assume_role_only_on_the_listed_roles() {
+    let t = template();
+    let mut all = Vec::new();
+    statements(&t["Resources"], &mut all);
+    let lambda_trust = all
+        .iter()
+        .filter(|s| s["Principal"]["Service"] == "lambda.amazonaws.com")
+        .count();
+    assert_eq!(lambda_trust, 1);
+    for statement in all
+        .iter()
+        .filter(|s| strings(&s["Action"]).contains(&"sts:AssumeRole".to_owned()))
+    {
+        if statement.get("Principal").is_some() {
+            continue; // a trust policy
+        }
+        assert!(
+            is_ref(&statement["Resource"], "AssumableRoleArns"),
+            "{statement:?}"
+        );
+    }
+}
+
+#[test]
+fn replies_reach_the_client_through_a_route_response() {
+    let t = template();
+    let default = resource(&t, "DefaultRoute");
+    assert_eq!(default["Properties"]["RouteKey"], "$default");
+    assert_eq!(
+        default["Properties"]["RouteResponseSelectionExpression"],
+        "$default"
+    );
+    let responses = resources_of_type(&t, "AWS::ApiGatewayV2::RouteResponse");
+    assert_eq!(responses.len(), 1);
+    let response = responses[0].1;
+    assert!(is_ref(&response["Properties"]["RouteId"], "DefaultRoute"));
+    assert_eq!(response["Properties"]["RouteResponseKey"], "$default");
+    let api = resource(&t, "WebSocketApi");
+    assert_eq!(api["Properties"]["ProtocolType"], "WEBSOCKET");
+    let routes: Vec<&str> = resources_of_type(&t, "AWS::ApiGatewayV2::Route")
+        .iter()
+        .map(|(_, r)| r["Properties"]["RouteKey"].as_str().unwrap())
+        .collect();
+    assert_eq!(routes.len(), 3);
+    for key in ["$connect", "$disconnect", "$default"] {
+        assert!(routes.contains(&key), "{key}");
+    }
+    let integration = resource(&t, "Integration");
+    assert_eq!(integration["Properties"]["IntegrationType"], "AWS_PROXY");
+}
+
+#[test]
+fn stage_and_connect_route_are_throttled() {
+    let t = template();
+    let stage = &resource(&t, "Stage")["Properties"];
+    assert_eq!(stage["AutoDeploy"], true);
+    let defaults = &stage["DefaultRouteSettings"];
+    assert!(is_ref(
+        &defaults["ThrottlingRateLimit"],
+        "ThrottlingRateLimit"
+    ));
+    assert!(is_ref(
+        &defaults["ThrottlingBurstLimit"],
+        "ThrottlingBurstLimit"
+    ));
+    let connect = &stage["RouteSettings"]["$connect"];
+    assert!(is_ref(
+        &connect["ThrottlingRateLimit"],
+        "ConnectThrottlingRateLimit"
+    ));
+    assert!(is_ref(
+        &connect["ThrottlingBurstLimit"],
+        "ConnectThrottlingBurstLimit"
+    ));
+    assert_eq!(
+        defaults["DataTraceEnabled"], false,
+        "no message bodies in execution logs"
+    );
+}
+
+#[test]
+fn every_log_group_has_a_retention_and_the_function_logs_json() {
+    let t = template();
+    let groups = resources_of_type(&t, "AWS::Logs::LogGroup");
+    assert!(groups.len() >= 2);
+    for (name, group) in groups {
+        assert!(
+            is_ref(&group["Properties"]["RetentionInDays"], "LogRetentionDays"),
+            "{name}"
+        );
+    }
+    let logging = &resource(&t, "Function")["Properties"]["LoggingConfig"];
+    assert_eq!(logging["LogFormat"], "JSON");
+    assert!(is_ref(&logging["LogGroup"], "FunctionLogGroup"));
+    let (_, access) = untag(&resource(&t, "Stage")["Properties"]["AccessLogSettings"]);
+    let text = format!("{access:?}");
+    assert!(
+        text.contains("ApiAccessLogGroup") && text.contains("$context.connectionId"),
+        "access logging"
+    );
+}
+
+#[test]
+fn the_function_is_this_binary() {
+    let t = template();
+    let function = resource(&t, "Function");
+    let properties = &function["Properties"];
+    assert_eq!(function["Type"], "AWS::Serverless::Function");
+    assert_eq!(properties["Runtime"], "provided.al2023");
+    assert_eq!(properties["Handler"], "bootstrap");
+    assert!(is_ref(&properties["Architectures"][0], "Architecture"));
+    assert_eq!(parameter_default(&t, "Architecture"), "arm64");
+    assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+    assert_eq!(
+        function["Metadata"]["BuildProperties"]["Binary"],
+        env!("CARGO_PKG_NAME")
+    );
+    // Every variable the template sets is one the code reads.
+    let config =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/src/config.rs")).unwrap();
+    for (name, _) in properties["Environment"]["Variables"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let read_by_sdk = name == "AWS_CONFIG_FILE";
+        assert!(
+            read_by_sdk || config.contains(&format!("\"{name}\"")),
+            "{name} is not read by src/config.rs"
+        );
+    }
+    // Timeout covers the longest tool call: 2 x operation + connect time-outs.
+    let number = |n: &str| parameter_default(&t, n).as_f64().unwrap();
+    assert!(
+        number("Timeout") * 1000.0
+            > 2.0 * number("OperationTimeoutMs") + number("ConnectTimeoutMs")
+    );
+    assert!(
+        number("Timeout") <= 29.0,
+        "API Gateway's integration time-out"
+    );
+}
+
+#[test]
+fn dashboard_alarms_and_outputs() {
+    let t = template();
+    let dashboard = format!(
+        "{:?}",
+        resource(&t, "Dashboard")["Properties"]["DashboardBody"]
+    );
+    for needle in [
+        "ToolInvocations",
+        "ToolErrors",
+        "ErrorType",
+        "p50",
+        "p99",
+        "ClientError",
+        "Throttles",
+        "ColdStart",
+    ] {
+        assert!(dashboard.contains(needle), "dashboard lacks {needle}");
+    }
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    assert_eq!(alarms.len(), 2);
+    for (name, alarm) in &alarms {
+        let alarm_name = format!("{:?}", alarm["Properties"]["AlarmName"]);
+        assert!(
+            alarm_name.contains("NamePrefix"),
+            "{name}'s name is not parameterised"
+        );
+    }
+    let outputs = &t["Outputs"];
+    assert!(format!("{:?}", outputs["WebSocketUrl"]["Value"]).contains("wss://"));
+    assert!(!outputs["FunctionName"].is_null());
+    assert!(!outputs["DashboardUrl"].is_null());
+}
+
+#[test]
+fn profiles_ship_in_a_layer_read_through_aws_config_file() {
+    let t = template();
+    let layer = resource(&t, "ProfilesLayer");
+    assert_eq!(layer["Condition"], "HasProfiles");
+    let content = layer["Properties"]["ContentUri"].as_str().unwrap();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(content)
+        .join("profiles");
+    assert!(dir.join("example-config").is_file(), "{}", dir.display());
+    let config_file = format!(
+        "{:?}",
+        resource(&t, "Function")["Properties"]["Environment"]["Variables"]["AWS_CONFIG_FILE"]
+    );
+    assert!(config_file.contains("/opt/profiles/"), "{config_file}");
+}
