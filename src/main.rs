@@ -4,42 +4,85 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
 use mcp_aws_tools::config::Config;
 use mcp_aws_tools::gateway::{self, emulator};
 use mcp_aws_tools::logging::{self, Output};
 use mcp_aws_tools::state::AppState;
 
-/// AWS identity tools for AI assistants over MCP, as an AWS Lambda behind an API Gateway
-/// WebSocket API. Started by Lambda with no subcommand, it runs the Lambda runtime loop.
-#[derive(Parser)]
-#[command(name = "mcp-aws-tools", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
+const USAGE: &str = "\
+AWS identity tools for AI assistants over MCP, as an AWS Lambda behind an API Gateway WebSocket
+API. Started by Lambda (AWS_LAMBDA_RUNTIME_API set) with no command, it runs the Lambda runtime.
+
+Usage:
+  mcp-aws-tools serve [--addr HOST:PORT]   serve the WebSocket API on ws://HOST:PORT/ws, as API
+                                           Gateway would in front of the Lambda (default
+                                           127.0.0.1:8000)
+  mcp-aws-tools invoke FILE                run one API Gateway WebSocket event (a JSON file, - for
+                                           stdin) through the handler and print the response
+  mcp-aws-tools --help | --version";
+
+#[derive(Debug)]
+enum Command {
+    Lambda,
+    Serve { addr: String },
+    Invoke { file: PathBuf },
+    Help,
+    Version,
 }
 
-#[derive(Subcommand)]
-enum Command {
-    /// Serve the WebSocket API locally on ws://ADDR/ws, as API Gateway would in front of the Lambda.
-    Serve {
-        /// Address to listen on, HOST:PORT.
-        #[arg(long, default_value = "127.0.0.1:8000")]
-        addr: String,
-    },
-    /// Run one API Gateway WebSocket event (a JSON file, `-` for stdin) through the handler and
-    /// print the handler's response. HTTP API events for /api/metrics work too.
-    Invoke { file: PathBuf },
+/// The command line. Two commands and one option: parsed by hand, which keeps an argument
+/// parser (about 250 KB) out of a binary that Lambda loads on every cold start.
+fn parse(args: &[String]) -> Result<Command, String> {
+    match args {
+        [] => Ok(Command::Lambda),
+        [flag] if flag == "--help" || flag == "-h" || flag == "help" => Ok(Command::Help),
+        [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
+        [command, rest @ ..] if command == "serve" => {
+            let mut addr = "127.0.0.1:8000".to_owned();
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                match arg.as_str() {
+                    "--addr" => addr = rest.next().ok_or("--addr needs HOST:PORT")?.clone(),
+                    other if other.starts_with("--addr=") => {
+                        addr = other["--addr=".len()..].to_owned()
+                    }
+                    other => return Err(format!("serve: unexpected argument '{other}'")),
+                }
+            }
+            Ok(Command::Serve { addr })
+        }
+        [command, file] if command == "invoke" => Ok(Command::Invoke {
+            file: PathBuf::from(file),
+        }),
+        [command, ..] if command == "invoke" => {
+            Err("invoke takes one FILE (or - for stdin)".into())
+        }
+        [other, ..] => Err(format!("unknown command '{other}'")),
+    }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let output = match cli.command {
-        Some(Command::Invoke { .. }) => Output::Stderr,
-        _ => Output::Stdout,
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse(&args) {
+        Ok(command) => command,
+        Err(err) => {
+            eprintln!("mcp-aws-tools: {err}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
     };
-    logging::init(output);
+    match command {
+        Command::Help => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Version => {
+            println!("mcp-aws-tools {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Command::Invoke { .. } => logging::init(Output::Stderr),
+        _ => logging::init(Output::Stdout),
+    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
@@ -47,28 +90,32 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
-        Some(Command::Serve { addr }) => serve(config, &addr).await,
-        Some(Command::Invoke { file }) => invoke(config, &file).await,
-        None if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
-            let state = AppState::new(config).await;
-            if let Some(publisher) = state.start_metrics() {
-                // Lambda sends SIGTERM before it shuts the environment down: publish what is left.
-                lambda_runtime::spawn_graceful_shutdown_handler(move || publisher.shutdown()).await;
-            }
-            match gateway::lambda::run(&state).await {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(err) => {
-                    eprintln!("mcp-aws-tools: {err}");
-                    ExitCode::FAILURE
-                }
-            }
+    match command {
+        Command::Serve { addr } => serve(config, &addr).await,
+        Command::Invoke { file } => invoke(config, &file).await,
+        Command::Lambda if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
+            lambda(config).await
         }
-        None => {
+        _ => {
             eprintln!(
-                "mcp-aws-tools: no subcommand and not in Lambda (AWS_LAMBDA_RUNTIME_API is unset); try --help"
+                "mcp-aws-tools: no command and not in Lambda (AWS_LAMBDA_RUNTIME_API is unset)\n\n{USAGE}"
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+async fn lambda(config: Config) -> ExitCode {
+    let state = AppState::new(config).await;
+    if let Some(publisher) = state.start_metrics() {
+        // Publish what is left when Lambda shuts the environment down.
+        gateway::lambda::on_shutdown(move || publisher.shutdown()).await;
+    }
+    match gateway::lambda::run(&state).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mcp-aws-tools: {err}");
+            ExitCode::FAILURE
         }
     }
 }
@@ -156,4 +203,48 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn commands() {
+        assert!(matches!(parse(&args(&[])), Ok(Command::Lambda)));
+        assert!(
+            matches!(parse(&args(&["serve"])), Ok(Command::Serve { addr }) if addr == "127.0.0.1:8000")
+        );
+        assert!(
+            matches!(parse(&args(&["serve", "--addr", "0.0.0.0:9"])), Ok(Command::Serve { addr }) if addr == "0.0.0.0:9")
+        );
+        assert!(
+            matches!(parse(&args(&["serve", "--addr=[::1]:9"])), Ok(Command::Serve { addr }) if addr == "[::1]:9")
+        );
+        assert!(
+            matches!(parse(&args(&["invoke", "-"])), Ok(Command::Invoke { file }) if file == PathBuf::from("-"))
+        );
+        assert!(matches!(parse(&args(&["--help"])), Ok(Command::Help)));
+        assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        assert!(
+            parse(&args(&["serve", "--port", "1"]))
+                .unwrap_err()
+                .contains("--port")
+        );
+        assert!(
+            parse(&args(&["serve", "--addr"]))
+                .unwrap_err()
+                .contains("HOST:PORT")
+        );
+        assert!(parse(&args(&["invoke"])).unwrap_err().contains("FILE"));
+        assert!(parse(&args(&["deploy"])).unwrap_err().contains("deploy"));
+    }
 }

@@ -9,6 +9,7 @@ use aws_smithy_types::timeout::TimeoutConfig;
 
 use std::sync::Arc;
 
+use crate::aws::OnFirstUse;
 use crate::aws::credentials::CredentialResolver;
 use crate::aws::profiles::Profiles;
 use crate::aws::sts::{FALLBACK_REGION, Sts};
@@ -30,8 +31,8 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Builds the HTTP client, the SDK configuration and the AWS clients. Nothing here touches
-    /// the network: TLS roots are loaded and connections made on the first AWS call.
+    /// Builds the HTTP client, the SDK configuration and the AWS clients' configurations. Nothing
+    /// here touches the network or loads TLS roots: the clients are built on first use.
     pub async fn new(config: Config) -> Self {
         let http_client = https_client();
         let timeouts = TimeoutConfig::builder()
@@ -51,6 +52,10 @@ impl AppState {
             .timeout_config(timeouts.clone())
             .retry_config(RetryConfig::standard())
             .region(region.clone())
+            // Credentials come from CredentialResolver (per call for STS, the process's own for
+            // CloudWatch); the loader's default chain would build an instance-metadata client at
+            // start-up, and with it load the TLS roots.
+            .no_credentials()
             .load()
             .await;
         let provider_config = ProviderConfig::without_region()
@@ -79,7 +84,7 @@ impl AppState {
             MetricsSink::Off => None,
             MetricsSink::Emf => Some(Sink::Emf(EmfSink::new(metrics_config.namespace.clone()))),
             MetricsSink::CloudWatch => Some(Sink::CloudWatch(CloudWatchSink::new(
-                cloudwatch_client(&sdk_config, &config, credentials.environment()),
+                cloudwatch_client(&sdk_config, &config, credentials.own()),
                 metrics_config.namespace.clone(),
             ))),
         };
@@ -113,14 +118,14 @@ fn https_client() -> SharedHttpClient {
         .build_https()
 }
 
-/// The CloudWatch client publishes with the process's own credentials (the environment's, else
-/// the default chain's; never a connection's), tries once (the publisher retries within its
+/// The CloudWatch client publishes with the process's own credentials (never a connection's),
+/// tries once (the publisher retries within its
 /// budget) and gives up within the flush time-out.
 fn cloudwatch_client(
     sdk_config: &SdkConfig,
     config: &Config,
-    environment: Option<&aws_credential_types::Credentials>,
-) -> aws_sdk_cloudwatch::Client {
+    credentials: aws_credential_types::provider::SharedCredentialsProvider,
+) -> OnFirstUse<aws_sdk_cloudwatch::Client> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(config.connect_timeout)
         .operation_timeout(config.metrics.flush_timeout)
@@ -131,16 +136,19 @@ fn cloudwatch_client(
     if let Some(url) = &config.metrics.cloudwatch_endpoint_url {
         builder = builder.endpoint_url(url);
     }
-    if let Some(credentials) = environment {
-        builder = builder.credentials_provider(credentials.clone());
-    }
-    aws_sdk_cloudwatch::Client::from_conf(builder.build())
+    builder = builder.credentials_provider(credentials);
+    let client_config = builder.build();
+    OnFirstUse::new(move || aws_sdk_cloudwatch::Client::from_conf(client_config.clone()))
 }
 
-fn sts_client(sdk_config: &SdkConfig, endpoint_url: Option<&str>) -> aws_sdk_sts::Client {
+fn sts_client(
+    sdk_config: &SdkConfig,
+    endpoint_url: Option<&str>,
+) -> OnFirstUse<aws_sdk_sts::Client> {
     let mut builder = aws_sdk_sts::config::Builder::from(sdk_config);
     if let Some(url) = endpoint_url {
         builder = builder.endpoint_url(url);
     }
-    aws_sdk_sts::Client::from_conf(builder.build())
+    let client_config = builder.build();
+    OnFirstUse::new(move || aws_sdk_sts::Client::from_conf(client_config.clone()))
 }

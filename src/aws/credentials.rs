@@ -17,7 +17,7 @@ use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::error::CredentialsError;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use aws_smithy_types::error::display::DisplayErrorContext;
 use tokio::sync::OnceCell;
 
@@ -162,7 +162,7 @@ pub struct CredentialResolver {
     environment: Option<Credentials>,
     in_lambda: bool,
     named: Mutex<HashMap<String, Arc<Cached>>>,
-    default_chain: OnceCell<Cached>,
+    default_chain: Cached,
     timeout: Duration,
 }
 
@@ -184,18 +184,25 @@ impl CredentialResolver {
             _ => None,
         };
         Self {
+            default_chain: Cached::new(LazyDefaultChain {
+                provider_config: provider_config.clone(),
+                chain: OnceCell::new(),
+            }),
             provider_config,
             environment,
             in_lambda,
             named: Mutex::new(HashMap::new()),
-            default_chain: OnceCell::new(),
             timeout,
         }
     }
 
-    /// The process environment's credentials, if it has any.
-    pub fn environment(&self) -> Option<&Credentials> {
-        self.environment.as_ref()
+    /// The process's own credentials, for its own AWS calls (PutMetricData): the environment's,
+    /// else the default chain's (resolved on first use). Never a connection's.
+    pub fn own(&self) -> SharedCredentialsProvider {
+        match &self.environment {
+            Some(credentials) => SharedCredentialsProvider::new(credentials.clone()),
+            None => self.default_chain.provider.clone(),
+        }
     }
 
     /// The credentials for a call, by the order described at the top of this module.
@@ -244,18 +251,7 @@ impl CredentialResolver {
                 source,
             });
         }
-        let chain = self
-            .default_chain
-            .get_or_init(|| async {
-                Cached::new(
-                    DefaultCredentialsChain::builder()
-                        .configure(self.provider_config.clone())
-                        .build()
-                        .await,
-                )
-            })
-            .await;
-        let credentials = chain.get(self.timeout).await?;
+        let credentials = self.default_chain.get(self.timeout).await?;
         let source = match chain_provider(&credentials) {
             _ if self.in_lambda => Source::LambdaExecutionRole,
             "aws_config_profile" => match profiles.selected().await {
@@ -286,6 +282,33 @@ impl CredentialResolver {
                 ))
             })
             .clone()
+    }
+}
+
+/// aws-config's default chain, built on its first use: building it builds an instance-metadata
+/// client, which loads the TLS roots.
+#[derive(Debug)]
+struct LazyDefaultChain {
+    provider_config: ProviderConfig,
+    chain: OnceCell<DefaultCredentialsChain>,
+}
+
+impl ProvideCredentials for LazyDefaultChain {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::new(async move {
+            let chain = self
+                .chain
+                .get_or_init(|| {
+                    DefaultCredentialsChain::builder()
+                        .configure(self.provider_config.clone())
+                        .build()
+                })
+                .await;
+            chain.provide_credentials().await
+        })
     }
 }
 

@@ -4,3 +4,40 @@ pub mod credentials;
 pub mod profiles;
 pub mod secret;
 pub mod sts;
+
+use std::sync::OnceLock;
+
+/// An AWS client built on first use. Building an SDK client loads the system's TLS root
+/// certificates (the SDK does it then, so that the first request does not); doing it on the
+/// first AWS call instead of at start-up keeps that cost out of the cold start of every message
+/// that needs no AWS call (`initialize`, `tools/list`, `get-credentials`, ...).
+pub struct OnFirstUse<T> {
+    make: Box<dyn Fn() -> T + Send + Sync>,
+    value: OnceLock<T>,
+}
+
+impl<T> OnFirstUse<T> {
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self {
+            make: Box::new(make),
+            value: OnceLock::new(),
+        }
+    }
+
+    /// Already built (tests pass mock clients).
+    pub fn ready(value: T) -> Self
+    where
+        T: Clone + Send + Sync + 'static,
+    {
+        let cell = OnceLock::new();
+        let _ = cell.set(value.clone());
+        Self {
+            make: Box::new(move || value.clone()),
+            value: cell,
+        }
+    }
+
+    pub fn get(&self) -> &T {
+        self.value.get_or_init(|| (self.make)())
+    }
+}

@@ -1,7 +1,7 @@
 //! STS GetCallerIdentity: the call, the classification of its failures, and the identity cache.
 //!
-//! One STS client is built at start-up; each call overrides its credentials and region for that
-//! operation only. `get-account-info` goes through [`Sts::identity`], which caches the answer per
+//! One STS client (built on first use, see [`super::OnFirstUse`]); each call overrides its
+//! credentials and region for that operation only. `get-account-info` goes through [`Sts::identity`], which caches the answer per
 //! credential fingerprint (a keyed hash: the secret itself is never stored), so a warm instance
 //! makes one STS call per set of credentials, not one per message. `validate-credentials` uses
 //! [`Sts::caller_identity`], which always asks STS.
@@ -17,6 +17,7 @@ use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use ring::hmac;
 
+use super::OnFirstUse;
 use super::credentials::scrub;
 
 /// Region used for STS when none is configured anywhere: STS answers GetCallerIdentity from
@@ -67,7 +68,7 @@ pub fn is_invalid_credentials_code(code: &str) -> bool {
 }
 
 pub struct Sts {
-    client: aws_sdk_sts::Client,
+    client: OnFirstUse<aws_sdk_sts::Client>,
     cache: Mutex<HashMap<[u8; 32], (CallerIdentity, Instant)>>,
     cache_ttl: Duration,
     fingerprint_key: hmac::Key,
@@ -76,7 +77,7 @@ pub struct Sts {
 const CACHE_CAPACITY: usize = 1024;
 
 impl Sts {
-    pub fn new(client: aws_sdk_sts::Client, cache_ttl: Duration) -> Self {
+    pub fn new(client: OnFirstUse<aws_sdk_sts::Client>, cache_ttl: Duration) -> Self {
         let rng = ring::rand::SystemRandom::new();
         let fingerprint_key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
             .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, &random_fallback_key()));
@@ -115,6 +116,7 @@ impl Sts {
             .region(Region::new(region.to_owned()));
         let output = self
             .client
+            .get()
             .get_caller_identity()
             .customize()
             .config_override(overrides)
@@ -299,7 +301,7 @@ mod tests {
             )
         });
         let client = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
-        Sts::new(client, Duration::from_secs(60))
+        Sts::new(OnFirstUse::ready(client), Duration::from_secs(60))
     }
 
     async fn error_for(status: u16, body: String) -> StsError {
@@ -395,7 +397,7 @@ mod tests {
                 .build()
         });
         let client = mock_client!(aws_sdk_sts, RuleMode::MatchAny, [&rule]);
-        let sts = Sts::new(client, Duration::from_secs(60));
+        let sts = Sts::new(OnFirstUse::ready(client), Duration::from_secs(60));
         let alice = Credentials::for_tests();
         let (first, cached) = sts.identity(&alice, "us-east-1").await.unwrap();
         assert!(!cached);

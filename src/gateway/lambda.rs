@@ -1,6 +1,6 @@
 //! Lambda mode: the runtime loop. The event's shape decides: API Gateway WebSocket events go to
 //! [`super::handle`]; HTTP API, REST API and Function URL events (`GET /api/metrics`) go
-//! through lambda_http to [`super::http`].
+//! through lambda_http to [`super::http`]. [`on_shutdown`] gets the environment's SIGTERM.
 
 use std::convert::Infallible;
 
@@ -13,6 +13,66 @@ use crate::state::AppState;
 
 pub async fn run(state: &AppState) -> Result<(), Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(state, event))).await
+}
+
+/// Runs `hook` when Lambda shuts the execution environment down.
+///
+/// Lambda sends SIGTERM (and waits up to 500 ms) only to functions with an extension
+/// registered, so this registers an internal extension that subscribes to no events, as
+/// lambda_runtime's graceful-shutdown support does; done here with lambda_runtime_api_client
+/// so that a failed registration is logged instead of aborting the start. Must run before
+/// [`run`], in the init phase.
+pub async fn on_shutdown<F, Fut>(hook: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if let Err(err) = register_extension().await {
+        tracing::warn!(error = %err, "no shutdown extension: metrics left at shutdown may be lost");
+        return;
+    }
+    let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    tokio::spawn(async move {
+        terminate.recv().await;
+        hook().await;
+        std::process::exit(0);
+    });
+}
+
+const EXTENSION_NAME: &str = "mcp-aws-tools-shutdown";
+
+async fn register_extension() -> Result<(), Error> {
+    use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
+    let client = PooledClient::builder().build();
+    let request = build_request()
+        .method("POST")
+        .uri("/2020-01-01/extension/register")
+        .header("Lambda-Extension-Name", EXTENSION_NAME)
+        .body(Body::from(r#"{"events":[]}"#))?;
+    let response = client.call(request).await?;
+    if !response.status().is_success() {
+        return Err(format!("extension registration answered {}", response.status()).into());
+    }
+    let id = response
+        .headers()
+        .get("lambda-extension-identifier")
+        .cloned()
+        .ok_or("no extension identifier")?;
+    // An extension must ask for its next event; with none subscribed the call waits until the
+    // environment shuts down.
+    let next = build_request()
+        .method("GET")
+        .uri("/2020-01-01/extension/event/next")
+        .header("Lambda-Extension-Identifier", id)
+        .body(Body::empty())?;
+    tokio::spawn(async move {
+        let _ = client.call(next).await;
+    });
+    Ok(())
 }
 
 /// One invocation, WebSocket or HTTP.

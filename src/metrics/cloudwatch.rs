@@ -4,11 +4,13 @@
 //! for the service; counts as single values. Requests stay within PutMetricData's limits:
 //! 1,000 metrics, 150 values per metric, 1 MB.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit};
 
 use super::{Batch, SERVICE, name};
+use crate::aws::OnFirstUse;
 
 pub const MAX_DATUMS_PER_REQUEST: usize = 1000;
 pub const MAX_VALUES_PER_DATUM: usize = 150;
@@ -17,18 +19,22 @@ pub const MAX_REQUEST_BYTES: usize = 900_000;
 
 #[derive(Clone)]
 pub struct CloudWatchSink {
-    client: aws_sdk_cloudwatch::Client,
+    client: Arc<OnFirstUse<aws_sdk_cloudwatch::Client>>,
     namespace: String,
 }
 
 impl CloudWatchSink {
-    pub fn new(client: aws_sdk_cloudwatch::Client, namespace: String) -> Self {
-        Self { client, namespace }
+    pub fn new(client: OnFirstUse<aws_sdk_cloudwatch::Client>, namespace: String) -> Self {
+        Self {
+            client: Arc::new(client),
+            namespace,
+        }
     }
 
     /// Sends one request's worth of datums.
     pub async fn put(&self, datums: Vec<MetricDatum>) -> Result<(), String> {
         self.client
+            .get()
             .put_metric_data()
             .namespace(&self.namespace)
             .set_metric_data(Some(datums))

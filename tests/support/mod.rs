@@ -312,6 +312,20 @@ impl Server {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         terminate(&mut self.child)
     }
+
+    /// The process's peak resident set size (VmHWM), in kB.
+    pub fn peak_rss_kb(&self) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|kb| kb.parse().ok())
+            })
+            .unwrap_or(0)
+    }
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {

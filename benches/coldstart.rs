@@ -1,0 +1,190 @@
+//! Cold start: the release binary spawned as Lambda spawns it, against a Lambda Runtime API
+//! emulator (tests/support/runtime_api.rs), measured from spawn to its first
+//! `invocation/next` (init) and to its first `response`; the same for a lambda_runtime
+//! hello-world (`examples/hello.rs`) built in the same run, as the reference. Spawns are
+//! interleaved. Events: `tools/list`, and `tools/call aws_get_account_info` against moto (warmed
+//! first, since moto is slow on its first call). Also the peak RSS (VmHWM) of each function
+//! process after its first response.
+//!
+//! `cargo build --release --example hello && cargo bench --bench coldstart`
+//! (`BENCH_SPAWNS`, default 30; `BENCH_OUT`, a file for the JSON results).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::runtime_api::{Outcome, RuntimeApi};
+
+struct Sample {
+    init: Duration,
+    first_response: Duration,
+    peak_rss_kb: u64,
+}
+
+fn peak_rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// One cold start: spawn, wait for the first response, read the peak RSS, kill.
+async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample {
+    let api = RuntimeApi::start().await;
+    let home = support::temp_dir("coldstart-home");
+    let mut command = Command::new(binary);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", &home)
+        .env("AWS_LAMBDA_RUNTIME_API", api.address())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "mcp-aws-tools")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/mcp-aws-tools")
+        .env(
+            "AWS_LAMBDA_LOG_STREAM_NAME",
+            "2026/11/24/[$LATEST]0123456789abcdef",
+        )
+        .env("AWS_LAMBDA_LOG_FORMAT", "JSON")
+        .env("_HANDLER", "bootstrap")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "ASIACOLDSTARTEXAMPLE")
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            "coldStartSecretExample000000000000000000",
+        )
+        .env(
+            "AWS_SESSION_TOKEN",
+            "IQoJb3JpZ2luX2VjEColdStartSessionToken0000000000",
+        )
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let spawned = Instant::now();
+    let mut child = command.spawn().expect("spawn the function");
+    let outcome = api.invoke(event).await;
+    let responded = Instant::now();
+    let Outcome::Response(body) = outcome else {
+        panic!("{}: {outcome:?}", binary.display());
+    };
+    assert!(body.contains("statusCode"), "{body}");
+    let init = api.first_next().expect("asked for an event") - spawned;
+    let peak_rss_kb = peak_rss_kb(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(home);
+    Sample {
+        init,
+        first_response: responded - spawned,
+        peak_rss_kb,
+    }
+}
+
+fn stats(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> Value {
+    let mut values: Vec<f64> = samples.iter().map(pick).collect();
+    values.sort_by(f64::total_cmp);
+    let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
+    json!({"median": at(0.5), "p10": at(0.1), "p90": at(0.9), "min": values[0], "max": values[values.len() - 1]})
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn main() {
+    let spawns: usize = std::env::var("BENCH_SPAWNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let ours = PathBuf::from(support::BINARY);
+    let hello = ours.parent().expect("dir").join("examples/hello");
+    assert!(
+        hello.is_file(),
+        "{} is missing: cargo build --release --example hello first",
+        hello.display()
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let moto = support::Moto::start();
+    let event = |body: Value| {
+        let text =
+            std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).expect("event");
+        let mut event: Value = serde_json::from_str(&text).expect("JSON");
+        event["body"] = Value::String(body.to_string());
+        event.to_string()
+    };
+    let tools_list = event(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let account_info = event(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+        "params": {"name": "aws_get_account_info", "arguments": {}}}));
+    let sink = std::env::var("BENCH_METRICS_SINK").unwrap_or_else(|_| "emf".into());
+    let moto_env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("METRICS_SINK", sink.as_str()),
+    ];
+
+    let (hello_samples, list_samples, info_samples) = runtime.block_on(async {
+        // moto's first answers are slow: warm it.
+        for _ in 0..3 {
+            cold_start(&ours, &account_info, &moto_env).await;
+        }
+        let (mut hello_s, mut list_s, mut info_s) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..spawns {
+            hello_s.push(cold_start(&hello, &tools_list, &[]).await);
+            list_s.push(cold_start(&ours, &tools_list, &moto_env).await);
+            info_s.push(cold_start(&ours, &account_info, &moto_env).await);
+        }
+        (hello_s, list_s, info_s)
+    });
+
+    let summary = |samples: &[Sample]| {
+        json!({
+            "init_ms": stats(samples, |s| ms(s.init)),
+            "first_response_ms": stats(samples, |s| ms(s.first_response)),
+            "peak_rss_kb": stats(samples, |s| s.peak_rss_kb as f64),
+        })
+    };
+    let median = |samples: &[Sample], f: fn(&Sample) -> Duration| {
+        let mut v: Vec<f64> = samples.iter().map(|s| ms(f(s))).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let hello_response = median(&hello_samples, |s| s.first_response);
+    let hello_init = median(&hello_samples, |s| s.init);
+    let results = json!({
+        "spawns": spawns,
+        "hello_world": summary(&hello_samples),
+        "tools_list": summary(&list_samples),
+        "get_account_info": summary(&info_samples),
+        "ratio_first_response": {
+            "tools_list": median(&list_samples, |s| s.first_response) / hello_response,
+            "get_account_info": median(&info_samples, |s| s.first_response) / hello_response,
+        },
+        "ratio_init": {
+            "tools_list": median(&list_samples, |s| s.init) / hello_init,
+            "get_account_info": median(&info_samples, |s| s.init) / hello_init,
+        },
+        "binary_bytes": std::fs::metadata(&ours).map(|m| m.len()).unwrap_or(0),
+        "hello_binary_bytes": std::fs::metadata(&hello).map(|m| m.len()).unwrap_or(0),
+    });
+    println!("{}", serde_json::to_string_pretty(&results).expect("JSON"));
+    if let Ok(path) = std::env::var("BENCH_OUT") {
+        std::fs::write(path, results.to_string()).expect("write BENCH_OUT");
+    }
+}

@@ -1,0 +1,144 @@
+//! Per-message cost in-process: decode, dispatch and encode through `protocol::handle`, for
+//! `ping`, `tools/list`, a reference-envelope `aws/get-credentials`, and `tools/call
+//! aws_get_account_info` with the identity cached (moto answers the one STS call that fills
+//! the cache).
+//!
+//! Criterion measures each message; a second pass times every call of a long run and reports
+//! p50 and p99. `cargo bench --bench message`; `BENCH_QUICK=1` for a few iterations (CI);
+//! `BENCH_OUT=file` for the JSON results.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use mcp_aws_tools::config::Config;
+use mcp_aws_tools::protocol;
+use mcp_aws_tools::state::AppState;
+use serde_json::{Value, json};
+
+fn messages() -> Vec<(&'static str, Vec<u8>)> {
+    let text = |v: Value| v.to_string().into_bytes();
+    vec![
+        (
+            "ping",
+            text(json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})),
+        ),
+        (
+            "tools/list",
+            text(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}})),
+        ),
+        (
+            "envelope aws/get-credentials",
+            text(
+                json!({"message_type": "REQUEST", "protocol_version": "2.0", "message_id": "req-1",
+                "method": "aws/get-credentials", "params": {}}),
+            ),
+        ),
+        (
+            "tools/call aws_get_account_info (cached)",
+            text(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                "params": {"name": "aws_get_account_info", "arguments": {}}})),
+        ),
+    ]
+}
+
+fn config(sts: &str) -> Config {
+    let vars: HashMap<&str, &str> = HashMap::from([
+        ("AWS_ACCESS_KEY_ID", "AKIABENCHMARKEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "benchmarkSecretExample000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ENDPOINT_URL_STS", sts),
+        ("RATE_LIMIT_PER_SECOND", "1000000000"),
+        ("RATE_LIMIT_BURST", "1000000000"),
+    ]);
+    Config::from_lookup(|name| vars.get(name).map(|v| Ok(v.to_string()))).expect("config")
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let moto = support::Moto::start();
+    let state = runtime.block_on(AppState::new(config(&moto.url)));
+    let messages = messages();
+    for (name, body) in &messages {
+        let reply = runtime
+            .block_on(protocol::handle(&state, "bench", body))
+            .expect("a reply");
+        let reply: Value = serde_json::from_str(&reply).expect("JSON");
+        let failed = reply.get("error").is_some()
+            || reply.get("error_code").is_some()
+            || reply["result"]["isError"] == true;
+        assert!(!failed, "{name}: {reply}");
+    }
+    let cached = runtime
+        .block_on(protocol::handle(&state, "bench", &messages[3].1))
+        .unwrap_or_default();
+    assert!(
+        cached.contains("\\\"cached\\\":true"),
+        "the identity is cached: {cached}"
+    );
+
+    let mut criterion = Criterion::default().configure_from_args();
+    if quick {
+        criterion = criterion
+            .sample_size(10)
+            .warm_up_time(Duration::from_millis(100))
+            .measurement_time(Duration::from_millis(300));
+    }
+    {
+        let mut group = criterion.benchmark_group("message");
+        for (name, body) in &messages {
+            group.bench_function(*name, |b| {
+                b.to_async(&runtime)
+                    .iter(|| protocol::handle(&state, "bench", body));
+            });
+        }
+        group.finish();
+    }
+    criterion.final_summary();
+
+    // Every call timed: p50 and p99.
+    let iterations = if quick { 2_000 } else { 200_000 };
+    let mut results = serde_json::Map::new();
+    for (name, body) in &messages {
+        let samples = runtime.block_on(async {
+            let mut samples = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let reply = protocol::handle(&state, "bench", body).await;
+                samples.push(started.elapsed());
+                std::hint::black_box(reply);
+            }
+            samples
+        });
+        let mut sorted = samples;
+        sorted.sort();
+        let at = |q: f64| micros(sorted[((sorted.len() - 1) as f64 * q) as usize]);
+        println!(
+            "{name:<42} p50 {:>8.2} µs   p99 {:>8.2} µs   ({iterations} calls)",
+            at(0.50),
+            at(0.99)
+        );
+        results.insert(
+            (*name).to_owned(),
+            json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": iterations}),
+        );
+    }
+    if let Ok(path) = std::env::var("BENCH_OUT") {
+        std::fs::write(path, Value::Object(results).to_string()).expect("write BENCH_OUT");
+    }
+}
