@@ -226,7 +226,7 @@ mod tests {
             matches!(parse(&args(&["serve", "--addr=[::1]:9"])), Ok(Command::Serve { addr }) if addr == "[::1]:9")
         );
         assert!(
-            matches!(parse(&args(&["invoke", "-"])), Ok(Command::Invoke { file }) if file == PathBuf::from("-"))
+            matches!(parse(&args(&["invoke", "-"])), Ok(Command::Invoke { file }) if file.as_os_str() == "-")
         );
         assert!(matches!(parse(&args(&["--help"])), Ok(Command::Help)));
         assert!(matches!(parse(&args(&["--version"])), Ok(Command::Version)));
