@@ -61,8 +61,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let command = match parse(&args) {
         Ok(command) => command,
@@ -71,6 +70,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Lambda hands an environment one invocation at a time: a single-threaded runtime starts
+    // no worker threads (a shorter cold start), and background work (publishing metrics) runs
+    // while the runtime waits for the next event. `serve` uses every core.
+    let runtime = match command {
+        Command::Lambda | Command::Invoke { .. } => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    };
+    match runtime {
+        Ok(runtime) => runtime.block_on(run(command)),
+        Err(err) => {
+            eprintln!("mcp-aws-tools: cannot start the async runtime: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> ExitCode {
     match command {
         Command::Help => {
             println!("{USAGE}");

@@ -295,7 +295,7 @@ async fn deliver(
     message: Vec<u8>,
 ) -> ApiGatewayProxyResponse {
     let mut event = new_event(connection, DEFAULT, "MESSAGE");
-    event.request_context.message_id = Some(random_id());
+    event.request_context.message_id = Some(sequence_id());
     event.body = Some(match String::from_utf8(message) {
         Ok(text) => text,
         Err(err) => {
@@ -342,7 +342,7 @@ fn new_event(
     context.connected_at = connection.connected_at;
     context.request_time_epoch = now.timestamp_millis();
     context.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S %z").to_string());
-    let request_id = random_id();
+    let request_id = sequence_id();
     context.extended_request_id = Some(request_id.clone());
     context.request_id = Some(request_id);
     context.domain_name = Some(connection.domain_name.clone());
@@ -364,7 +364,24 @@ fn now_millis() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
 
-/// An id in API Gateway's style: 11 random bytes, base64 (`L0SM9cOFvHcCIhw=`).
+/// A message or request id in API Gateway's style, unique within the process: a per-process
+/// random prefix and a counter (no system call per message).
+fn sequence_id() -> String {
+    use std::sync::LazyLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static PREFIX: LazyLock<[u8; 3]> = LazyLock::new(|| {
+        let id = random_id().into_bytes();
+        [id[0], id[1], id[2]]
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 11];
+    bytes[..3].copy_from_slice(&*PREFIX);
+    bytes[3..].copy_from_slice(&n.to_be_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A connection id in API Gateway's style: 11 random bytes, base64 (`L0SM9cOFvHcCIhw=`).
 fn random_id() -> String {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; 11];

@@ -4,7 +4,7 @@
 
 use std::convert::Infallible;
 
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Error, LambdaEvent, Service, service_fn};
 use serde_json::Value;
@@ -75,12 +75,25 @@ async fn register_extension() -> Result<(), Error> {
     Ok(())
 }
 
+/// An invocation's answer, serialized once by the runtime. `H` is lambda_http's response type,
+/// which it does not name publicly.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // one per invocation, moved once
+pub enum Response<H> {
+    WebSocket(ApiGatewayProxyResponse),
+    Http(H),
+}
+
 /// One invocation, WebSocket or HTTP.
-pub async fn handle(state: &AppState, event: LambdaEvent<Value>) -> Result<Value, Error> {
+pub async fn handle(
+    state: &AppState,
+    event: LambdaEvent<Value>,
+) -> Result<Response<impl serde::Serialize + std::fmt::Debug>, Error> {
     let LambdaEvent { payload, context } = event;
     if is_websocket(&payload) {
         let event: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
-        return Ok(serde_json::to_value(super::handle(state, event).await)?);
+        return Ok(Response::WebSocket(super::handle(state, event).await));
     }
     state.metrics.note_invocation();
     let request: LambdaRequest = serde_json::from_value(payload)?;
@@ -93,7 +106,7 @@ pub async fn handle(state: &AppState, event: LambdaEvent<Value>) -> Result<Value
             ))
         }));
     let response = adapter.call(LambdaEvent::new(request, context)).await?;
-    Ok(serde_json::to_value(response)?)
+    Ok(Response::Http(response))
 }
 
 /// WebSocket events carry a connection id and an event type (CONNECT, MESSAGE, DISCONNECT);

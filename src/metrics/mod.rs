@@ -69,9 +69,53 @@ fn tool_index(tool: ToolName) -> usize {
     ToolName::ALL.iter().position(|t| *t == tool).unwrap_or(0)
 }
 
-/// Durations are kept in microseconds, from 1 µs to an hour, to two significant digits.
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 2).unwrap_or_else(|_| unreachable!("valid bounds"))
+/// Durations in microseconds, from 1 µs to an hour, to two significant digits. The histogram
+/// (about 28 KB) is allocated on the first value: a cold Lambda invocation that calls one tool
+/// does not zero ten of them.
+#[derive(Default)]
+struct Durations(Option<Histogram<u64>>);
+
+impl Durations {
+    fn histogram(&mut self) -> &mut Histogram<u64> {
+        self.0.get_or_insert_with(|| {
+            Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .unwrap_or_else(|_| unreachable!("valid bounds"))
+        })
+    }
+
+    fn record(&mut self, us: u64) {
+        let _ = self.histogram().record(us);
+    }
+
+    fn add(&mut self, other: &Durations) {
+        if let Some(other) = &other.0 {
+            let _ = self.histogram().add(other);
+        }
+    }
+
+    fn quantile(&self, q: f64) -> u64 {
+        self.0.as_ref().map_or(0, |h| h.value_at_quantile(q))
+    }
+
+    /// Each recorded value (its bucket's median) with its count.
+    fn recorded(&self) -> Vec<(u64, u64)> {
+        self.0.as_ref().map_or_else(Vec::new, |h| {
+            h.iter_recorded()
+                .map(|v| {
+                    (
+                        h.median_equivalent(v.value_iterated_to()),
+                        v.count_at_value(),
+                    )
+                })
+                .collect()
+        })
+    }
+
+    fn reset(&mut self) {
+        if let Some(h) = &mut self.0 {
+            h.reset();
+        }
+    }
 }
 
 fn micros(duration: Duration) -> u64 {
@@ -83,7 +127,7 @@ fn micros(duration: Duration) -> u64 {
 struct Totals {
     count: u64,
     errors: [u64; ERROR_TYPES],
-    durations: Histogram<u64>,
+    durations: Durations,
     sum_us: u64,
     min_us: u64,
     max_us: u64,
@@ -94,7 +138,7 @@ impl Totals {
         Self {
             count: 0,
             errors: [0; ERROR_TYPES],
-            durations: histogram(),
+            durations: Durations::default(),
             sum_us: 0,
             min_us: u64::MAX,
             max_us: 0,
@@ -106,7 +150,7 @@ impl Totals {
         if let Some(error) = error {
             self.errors[error.index()] += 1;
         }
-        let _ = self.durations.record(us);
+        self.durations.record(us);
         self.sum_us = self.sum_us.saturating_add(us);
         self.min_us = self.min_us.min(us);
         self.max_us = self.max_us.max(us);
@@ -125,8 +169,8 @@ impl Totals {
             json!({
                 "min": ms(self.min_us),
                 "avg": ms(self.sum_us) / self.count as f64,
-                "p50": ms(self.durations.value_at_quantile(0.50)),
-                "p95": ms(self.durations.value_at_quantile(0.95)),
+                "p50": ms(self.durations.quantile(0.50)),
+                "p95": ms(self.durations.quantile(0.95)),
                 "max": ms(self.max_us),
             })
         });
@@ -143,7 +187,7 @@ impl Totals {
 struct ToolInterval {
     invocations: u64,
     errors: [u64; ERROR_TYPES],
-    durations: Histogram<u64>,
+    durations: Durations,
 }
 
 struct Interval {
@@ -161,7 +205,7 @@ impl Interval {
             tools: std::array::from_fn(|_| ToolInterval {
                 invocations: 0,
                 errors: [0; ERROR_TYPES],
-                durations: histogram(),
+                durations: Durations::default(),
             }),
             cold_starts: 0,
         }
@@ -174,14 +218,7 @@ impl Interval {
             .zip(self.tools.iter_mut())
             .filter(|(_, t)| t.invocations > 0)
             .map(|(tool, t)| {
-                let durations = t
-                    .durations
-                    .iter_recorded()
-                    .map(|v| {
-                        let us = t.durations.median_equivalent(v.value_iterated_to());
-                        (us, v.count_at_value())
-                    })
-                    .collect();
+                let durations = t.durations.recorded();
                 let errors = ErrorType::ALL
                     .iter()
                     .zip(t.errors)
@@ -333,7 +370,7 @@ impl Recorder {
             if let Some(error) = error {
                 t.errors[error.index()] += 1;
             }
-            let _ = t.durations.record(us);
+            t.durations.record(us);
             interval.calls >= self.flush_max_calls
         };
         if full {
@@ -371,7 +408,7 @@ impl Recorder {
             for (sum, n) in total.errors.iter_mut().zip(totals.errors) {
                 *sum += n;
             }
-            let _ = total.durations.add(&totals.durations);
+            total.durations.add(&totals.durations);
             total.sum_us = total.sum_us.saturating_add(totals.sum_us);
             total.min_us = total.min_us.min(totals.min_us);
             total.max_us = total.max_us.max(totals.max_us);

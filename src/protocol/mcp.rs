@@ -93,17 +93,29 @@ fn legacy(mut result: ServerResult) -> ServerResult {
     result
 }
 
-/// `tools/list` never changes: encoded once.
+/// The `tools/list` result, encoded from [`tools::definitions`] ahead of time: building the
+/// schemas and encoding them is a third of a cold Lambda's work for its first `tools/list`.
+/// `tools_list_json_is_current` checks that the file matches the definitions, and rewrites it
+/// with `UPDATE_TOOLS_LIST=1 cargo test --lib tools_list_json_is_current`.
+const TOOLS_LIST_JSON: &str = include_str!("tools_list.json");
+
+fn encode_tools_list() -> String {
+    let result = legacy(ServerResult::ListToolsResult(
+        ListToolsResult::with_all_items(tools::definitions().to_vec()),
+    ));
+    serde_json::to_string(&result).unwrap_or_else(|_| "{\"tools\":[]}".to_owned())
+}
+
 fn tools_list() -> &'static RawValue {
-    static LIST: LazyLock<Box<RawValue>> = LazyLock::new(|| {
-        let result = legacy(ServerResult::ListToolsResult(
-            ListToolsResult::with_all_items(tools::definitions().to_vec()),
-        ));
-        serde_json::value::to_raw_value(&result).unwrap_or_else(|_| {
-            RawValue::from_string("{\"tools\":[]}".into()).unwrap_or_else(|_| unreachable!())
+    static LIST: LazyLock<&'static RawValue> = LazyLock::new(|| {
+        serde_json::from_str::<&'static RawValue>(TOOLS_LIST_JSON.trim_end()).unwrap_or_else(|_| {
+            // Unreachable while the test passes; encode the definitions rather than fail.
+            let encoded =
+                RawValue::from_string(encode_tools_list()).unwrap_or_else(|_| unreachable!());
+            &*Box::leak(encoded)
         })
     });
-    &LIST
+    *LIST
 }
 
 fn initialize_result(version: ProtocolVersion) -> ServerResult {
@@ -359,6 +371,21 @@ pub async fn handle_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_list_json_is_current() {
+        let current = encode_tools_list();
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/tools_list.json");
+        if std::env::var_os("UPDATE_TOOLS_LIST").is_some() {
+            std::fs::write(path, format!("{current}\n")).unwrap();
+            return;
+        }
+        assert_eq!(
+            TOOLS_LIST_JSON.trim_end(),
+            current,
+            "src/protocol/tools_list.json is stale: UPDATE_TOOLS_LIST=1 cargo test --lib tools_list_json_is_current"
+        );
+    }
 
     #[test]
     fn tools_list_has_no_result_type() {
