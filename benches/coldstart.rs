@@ -133,11 +133,10 @@ fn main() {
     let tools_list = event(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
     let account_info = event(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
         "params": {"name": "aws_get_account_info", "arguments": {}}}));
-    let sink = std::env::var("BENCH_METRICS_SINK").unwrap_or_else(|_| "emf".into());
-    let moto_env = [
-        ("AWS_ENDPOINT_URL", moto.url.as_str()),
-        ("METRICS_SINK", sink.as_str()),
-    ];
+    // BENCH_EXTRA_ENV="NAME=value,NAME=value": more variables for the function, for experiments.
+    let extra = std::env::var("BENCH_EXTRA_ENV").unwrap_or_default();
+    let mut moto_env = vec![("AWS_ENDPOINT_URL", moto.url.as_str())];
+    moto_env.extend(extra.split(',').filter_map(|pair| pair.split_once('=')));
 
     let (hello_samples, list_samples, info_samples) = runtime.block_on(async {
         // moto's first answers are slow: warm it.
