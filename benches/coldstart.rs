@@ -25,19 +25,6 @@ struct Sample {
     peak_rss_kb: u64,
 }
 
-fn peak_rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 /// One cold start: spawn, wait for the first response, read the peak RSS, kill.
 async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample {
     let api = RuntimeApi::start().await;
@@ -83,7 +70,7 @@ async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample 
     };
     assert!(body.contains("statusCode"), "{body}");
     let init = api.first_next().expect("asked for an event") - spawned;
-    let peak_rss_kb = peak_rss_kb(child.id());
+    let peak_rss_kb = support::peak_rss_kb(child.id());
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(home);
@@ -117,11 +104,7 @@ fn main() {
         "{} is missing: cargo build --release --example hello first",
         hello.display()
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let event = |body: Value| {
         let text =

@@ -66,11 +66,7 @@ fn micros(d: Duration) -> f64 {
 
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let state = runtime.block_on(AppState::new(config(&moto.url)));
     let messages = messages();

@@ -144,11 +144,7 @@ fn main() {
     let messages = setting("BENCH_MESSAGES", 2000);
     let window = setting("BENCH_WINDOW", 16);
     let bound = Duration::from_secs(setting("BENCH_SECONDS", 120) as u64);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let server = support::Server::start(&[
         ("AWS_ENDPOINT_URL", &moto.url),
