@@ -209,11 +209,6 @@ impl Config {
             metrics,
         })
     }
-
-    /// A configuration with no AWS variables and default settings, for tests and benchmarks.
-    pub fn empty() -> Self {
-        Self::from_lookup(|_| None).unwrap_or_else(|_| unreachable!("defaults are valid"))
-    }
 }
 
 impl Rate {

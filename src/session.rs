@@ -146,14 +146,6 @@ impl Sessions {
             })
         })
     }
-
-    pub fn len(&self) -> usize {
-        self.sessions.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 #[cfg(test)]

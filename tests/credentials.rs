@@ -10,6 +10,12 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use support::{Moto, Server, write_file};
 
+/// Keys for the `base` profile where the tests do not care whose they are.
+const BASE_KEYS: (&str, &str) = (
+    "AKIABASEPROFILE00001",
+    "baseProfileSecret00000000000000000000000",
+);
+
 const GENEROUS_LIMITS: [(&str, &str); 2] = [
     ("RATE_LIMIT_BURST", "1000"),
     ("CREDENTIAL_RATE_LIMIT_BURST", "1000"),
@@ -140,13 +146,7 @@ async fn named_profiles_assume_roles() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aws_profile_selects_the_default_chain_profile() {
     let moto = Moto::start();
-    let home = home_with_profiles(
-        &moto,
-        (
-            "AKIABASEPROFILE00001",
-            "baseProfileSecret00000000000000000000000",
-        ),
-    );
+    let home = home_with_profiles(&moto, BASE_KEYS);
     let server = Server::start_in(
         home,
         &with_limits(&[("AWS_ENDPOINT_URL", &moto.url), ("AWS_PROFILE", "base")]),
@@ -363,13 +363,7 @@ async fn dead_endpoint_fails_within_the_timeout() {
 async fn silent_endpoint_times_out() {
     let endpoint = format!("http://127.0.0.1:{}", silent_endpoint());
     let moto = Moto::start();
-    let home = home_with_profiles(
-        &moto,
-        (
-            "AKIABASEPROFILE00001",
-            "baseProfileSecret00000000000000000000000",
-        ),
-    );
+    let home = home_with_profiles(&moto, BASE_KEYS);
     let server = Server::start_in(
         home,
         &with_limits(&[

@@ -341,7 +341,7 @@ fn chain_provider(credentials: &Credentials) -> &'static str {
 }
 
 /// The secrets of a set of credentials, for [`secret::scrub`].
-pub fn secrets_of(credentials: &Credentials) -> [&str; 2] {
+fn secrets_of(credentials: &Credentials) -> [&str; 2] {
     [
         credentials.secret_access_key(),
         credentials.session_token().unwrap_or(""),

@@ -192,14 +192,11 @@ fn error(
 }
 
 /// An ERROR for a message refused before it could be read as an envelope.
-pub fn refusal(
-    request_id: Option<&Value>,
-    error_code: &'static str,
-    message: String,
-) -> (String, Summary) {
+/// Its request id could not be read, so the answer's `request_id` is null.
+pub fn refusal(error_code: &'static str, message: String) -> (String, Summary) {
     let mut summary = Summary::new("envelope");
     summary.outcome = Outcome::Rejected(error_code.into());
-    (error(request_id, error_code, &message, None, None), summary)
+    (error(None, error_code, &message, None, None), summary)
 }
 
 #[cfg(test)]

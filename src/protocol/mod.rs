@@ -118,7 +118,7 @@ async fn dispatch(
     let refuse =
         |message: String, json_rpc_code: rmcp::model::ErrorCode, envelope_code: &'static str| {
             if envelope_like {
-                envelope::refusal(None, envelope_code, message)
+                envelope::refusal(envelope_code, message)
             } else {
                 mcp::refusal(None, json_rpc_code, message)
             }

@@ -21,7 +21,7 @@ use crate::aws::sts::StsError;
 use crate::session::Bucket;
 use crate::state::AppState;
 
-pub use args::Args;
+use args::Args;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ToolName {
