@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 
 use mcp_aws_tools::config::Config;
 use mcp_aws_tools::metrics::Recorder;
+use mcp_aws_tools::names::ToolName;
 use mcp_aws_tools::protocol;
 use mcp_aws_tools::state::AppState;
-use mcp_aws_tools::tools::ToolName;
 use serde_json::json;
 
 fn config(extra: &[(&str, &str)]) -> Config {

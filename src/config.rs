@@ -23,6 +23,9 @@ pub struct Config {
     /// How long a connection may stay silent before the emulator closes it, as API Gateway
     /// does (`IDLE_TIMEOUT_SECS`, default 600), and how long a silent connection's state is kept.
     pub idle_timeout: Duration,
+    /// How long `serve` waits for a client to make room for a reply before it closes the
+    /// connection with 1008: the client does not read (`SEND_TIMEOUT_SECS`, default 10).
+    pub send_timeout: Duration,
     /// How long `get-account-info` trusts a cached identity (`IDENTITY_CACHE_TTL_SECS`, default 900).
     pub identity_cache_ttl: Duration,
     /// Set when running in AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME`).
@@ -202,6 +205,7 @@ impl Config {
             operation_timeout: vars.millis("OPERATION_TIMEOUT_MS", 5_000)?,
             rate_limits,
             idle_timeout: Duration::from_secs(vars.positive("IDLE_TIMEOUT_SECS", 600)?),
+            send_timeout: Duration::from_secs(vars.positive("SEND_TIMEOUT_SECS", 10)?),
             identity_cache_ttl: Duration::from_secs(
                 vars.parse("IDENTITY_CACHE_TTL_SECS")?.unwrap_or(900),
             ),

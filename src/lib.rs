@@ -12,6 +12,7 @@ pub mod config;
 pub mod gateway;
 pub mod logging;
 pub mod metrics;
+pub mod names;
 pub mod protocol;
 pub mod session;
 pub mod state;

@@ -6,30 +6,33 @@
 //! uses tracing-subscriber's `Targets` rather than `EnvFilter`, which would bring a regex
 //! engine into the binary for span-field filters this service does not need.
 //!
-//! The addition: the AWS SDK and the HTTP stack are capped at DEBUG, because at TRACE they log
-//! whole HTTP requests and responses (an AssumeRole response carries a secret access key, a
-//! signed request a session token). Whatever level an operator picks, no secret reaches a log
-//! record.
+//! The addition: only this crate logs below WARN. The AWS SDK, aws-config and the HTTP stack
+//! log whole requests and responses at TRACE (a signed request carries a session token, an
+//! AssumeRole response a secret key), and aws-config logs loaded credentials (with their access
+//! key ids) and the parsed profile chain (with `credential_process` commands and SSO start
+//! URLs) at INFO and DEBUG. So every other target is capped at WARN, and aws-config's credential
+//! crates are silenced: this service classifies their failures itself and logs them without
+//! credentials ([`crate::aws::error`]). Whatever level an operator picks, no secret, key id,
+//! command or URL from the AWS config reaches a log record.
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// The AWS SDK and HTTP stack, which at TRACE log requests, responses and signing inputs.
-const CAPPED: &[&str] = &[
-    "aws_smithy_runtime",
-    "aws_smithy_http_client",
-    "aws_sigv4",
-    "aws_runtime",
+/// This crate's target: the only one logged below WARN.
+const OURS: &str = "mcp_aws_tools";
+
+/// The most any other target logs.
+const OTHERS_CAP: LevelFilter = LevelFilter::WARN;
+
+/// Never logged: they log credentials and profile contents, and their failures reach the log
+/// through this crate's classification instead.
+const SILENCED: &[&str] = &[
     "aws_config",
     "aws_credential_types",
-    "aws_sdk_sts",
-    "aws_sdk_cloudwatch",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "rustls",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
 ];
 
 /// Where log records go: stdout, as Lambda expects, or stderr when stdout carries output
@@ -40,7 +43,7 @@ pub enum Output {
     Stderr,
 }
 
-/// The filter from `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`, with the cap applied.
+/// The filter from `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`, with the caps applied.
 pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
     let parsed = match (lambda_level, rust_log) {
         (Some(level), _) => level
@@ -50,13 +53,21 @@ pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
         (None, Some(directives)) => directives.parse::<Targets>().ok(),
         (None, None) => None,
     };
-    let mut targets = parsed.unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
-    let traces = targets.default_level() == Some(LevelFilter::TRACE)
-        || targets.iter().any(|(_, level)| level == LevelFilter::TRACE);
-    if traces {
-        for target in CAPPED {
-            targets = targets.with_target(*target, LevelFilter::DEBUG);
-        }
+    let parsed = parsed.unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let default = parsed.default_level().unwrap_or(LevelFilter::OFF);
+    let mut targets = Targets::new()
+        .with_default(default.min(OTHERS_CAP))
+        .with_target(OURS, default);
+    for (target, level) in parsed.iter() {
+        let level = if target == OURS || target.starts_with("mcp_aws_tools::") {
+            level
+        } else {
+            level.min(OTHERS_CAP)
+        };
+        targets = targets.with_target(target, level);
+    }
+    for target in SILENCED {
+        targets = targets.with_target(*target, LevelFilter::OFF);
     }
     targets
 }
@@ -115,33 +126,41 @@ mod tests {
     }
 
     #[test]
-    fn the_sdk_never_logs_at_trace() {
+    fn only_this_crate_logs_below_warn() {
         for targets in [
             filter(Some("TRACE"), None),
             filter(None, Some("trace")),
-            filter(None, Some("info,aws_smithy_runtime=trace")),
+            filter(None, Some("info,aws_smithy_runtime=trace,hyper=debug")),
         ] {
-            assert!(!enabled(
-                &targets,
+            for target in [
                 "aws_smithy_runtime::client::orchestrator",
-                Level::TRACE
-            ));
-            assert!(!enabled(
-                &targets,
                 "aws_sigv4::http_request::sign",
-                Level::TRACE
-            ));
+                "hyper",
+                "h2::codec",
+                "lambda_runtime",
+            ] {
+                assert!(!enabled(&targets, target, Level::INFO), "{target}");
+                assert!(enabled(&targets, target, Level::WARN), "{target}");
+            }
+            assert!(enabled(&targets, "mcp_aws_tools::tools", Level::INFO));
         }
         assert!(enabled(
             &filter(Some("TRACE"), None),
             "mcp_aws_tools",
             Level::TRACE
         ));
-        // Below TRACE nothing is raised.
-        assert!(!enabled(
-            &filter(None, None),
-            "aws_smithy_runtime",
-            Level::DEBUG
-        ));
+    }
+
+    #[test]
+    fn aws_config_is_silenced_at_every_level() {
+        for targets in [
+            filter(Some("TRACE"), None),
+            filter(None, Some("aws_config=trace")),
+            filter(None, None),
+        ] {
+            for target in ["aws_config::profile::credentials", "aws_credential_types"] {
+                assert!(!enabled(&targets, target, Level::ERROR), "{target}");
+            }
+        }
     }
 }

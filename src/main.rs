@@ -1,5 +1,6 @@
 //! The binary: Lambda mode, `serve` or `invoke`. Everything else is in the library.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -30,10 +31,26 @@ enum Command {
     Version,
 }
 
-/// The command line. Two commands and one option: parsed by hand, which keeps an argument
-/// parser (about 250 KB) out of a binary that Lambda loads on every cold start.
-fn parse(args: &[String]) -> Result<Command, String> {
-    match args {
+/// The command line. A few commands and options: parsed by hand, which keeps an argument
+/// parser (about 250 KB) out of a binary that Lambda loads on every cold start. Arguments need
+/// not be valid Unicode where they are paths (`invoke FILE`); elsewhere a clear error says so.
+fn parse(args: &[OsString]) -> Result<Command, String> {
+    if let [command, file] = args
+        && command == "invoke"
+    {
+        return Ok(Command::Invoke {
+            file: PathBuf::from(file),
+        });
+    }
+    let args: Vec<String> = args
+        .iter()
+        .map(|arg| {
+            arg.to_str()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("argument '{}' is not valid Unicode", arg.to_string_lossy()))
+        })
+        .collect::<Result<_, _>>()?;
+    match args.as_slice() {
         [] => Ok(Command::Lambda),
         [flag] if flag == "--help" || flag == "-h" || flag == "help" => Ok(Command::Help),
         [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
@@ -51,9 +68,6 @@ fn parse(args: &[String]) -> Result<Command, String> {
             }
             Ok(Command::Serve { addr })
         }
-        [command, file] if command == "invoke" => Ok(Command::Invoke {
-            file: PathBuf::from(file),
-        }),
         [command, ..] if command == "invoke" => {
             Err("invoke takes one FILE (or - for stdin)".into())
         }
@@ -62,7 +76,7 @@ fn parse(args: &[String]) -> Result<Command, String> {
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let command = match parse(&args) {
         Ok(command) => command,
         Err(err) => {
@@ -155,8 +169,7 @@ async fn serve(config: Config, addr: &str) -> ExitCode {
         .unwrap_or_else(|_| addr.to_owned());
     tracing::info!(address = %local, url = %format!("ws://{local}/ws"), "serving");
     let publisher = state.start_metrics();
-    let router = emulator::router(state);
-    let served = emulator::serve(listener, router, shutdown_signal()).await;
+    let served = emulator::serve(listener, state, shutdown_signal()).await;
     if let Some(publisher) = publisher {
         publisher.shutdown().await;
     }
@@ -229,8 +242,8 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn args(list: &[&str]) -> Vec<OsString> {
+        list.iter().map(OsString::from).collect()
     }
 
     #[test]
@@ -266,5 +279,16 @@ mod tests {
         );
         assert!(parse(&args(&["invoke"])).unwrap_err().contains("FILE"));
         assert!(parse(&args(&["deploy"])).unwrap_err().contains("deploy"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn arguments_that_are_not_unicode() {
+        use std::os::unix::ffi::OsStringExt;
+        let odd = OsString::from_vec(vec![b'x', 0xff]);
+        let invoke = parse(&[OsString::from("invoke"), odd.clone()]).unwrap();
+        assert!(matches!(invoke, Command::Invoke { file } if file.as_os_str() == odd));
+        let err = parse(&[OsString::from("serve"), odd]).unwrap_err();
+        assert!(err.contains("not valid Unicode"), "{err}");
     }
 }

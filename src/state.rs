@@ -50,7 +50,7 @@ impl AppState {
         let sdk_config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http_client.clone())
             .timeout_config(timeouts.clone())
-            .retry_config(RetryConfig::standard())
+            .retry_config(retries(config.operation_timeout))
             .region(region.clone())
             // Credentials come from CredentialResolver (per call for STS, the process's own for
             // CloudWatch); the loader's default chain would build an instance-metadata client at
@@ -61,13 +61,12 @@ impl AppState {
         let provider_config = ProviderConfig::without_region()
             .with_http_client(http_client)
             .with_timeout_config(timeouts)
-            .with_retry_config(RetryConfig::standard())
+            .with_retry_config(retries(config.operation_timeout))
             .with_region(Some(region));
         let credentials = CredentialResolver::new(
             provider_config,
             &config.aws,
             config.lambda_function_name.is_some(),
-            config.operation_timeout,
         );
         let sts = Sts::new(
             sts_client(&sdk_config, config.aws.sts_endpoint_url.as_deref()),
@@ -99,8 +98,21 @@ impl AppState {
         }
     }
 
-    /// Starts publishing metrics in the background, unless the sink is `off`.
+    /// The EMF sink when metrics are written per invocation: in Lambda, where the environment
+    /// is frozen between invocations and a timer cannot be trusted to fire.
+    pub fn per_invocation_metrics(&self) -> Option<&EmfSink> {
+        match &self.metrics_sink {
+            Some(Sink::Emf(emf)) if self.config.lambda_function_name.is_some() => Some(emf),
+            _ => None,
+        }
+    }
+
+    /// Starts publishing metrics in the background, unless the sink is `off` or metrics are
+    /// written per invocation.
     pub fn start_metrics(&self) -> Option<Publisher> {
+        if self.per_invocation_metrics().is_some() {
+            return None;
+        }
         let sink = self.metrics_sink.clone()?;
         Some(Publisher::start(
             self.metrics.clone(),
@@ -109,6 +121,16 @@ impl AppState {
             self.config.metrics.flush_timeout,
         ))
     }
+}
+
+/// The SDK's standard retries (three attempts), with back-off scaled to the operation
+/// time-out so that every retry happens within it: a call to an endpoint that refuses
+/// connections ends as "could not be reached", never as a time-out that won a race against the
+/// third attempt. The operation time-out stays the one deadline of the call.
+fn retries(operation_timeout: std::time::Duration) -> RetryConfig {
+    RetryConfig::standard()
+        .with_initial_backoff((operation_timeout / 8).min(std::time::Duration::from_secs(1)))
+        .with_max_backoff(operation_timeout / 4)
 }
 
 /// One HTTPS client for every AWS call: hyper with rustls on ring.

@@ -198,3 +198,46 @@ fn every_event_runs_through_the_handler() {
         );
     }
 }
+
+/// `invoke` with an event that is not one: every missing field named with its path, in one
+/// run, and the path of a field of the wrong type.
+#[test]
+fn invoke_names_every_missing_field_by_its_path() {
+    let dir = support::temp_dir("bad-events");
+    let run = |event: serde_json::Value| {
+        let path = dir.join("event.json");
+        std::fs::write(&path, event.to_string()).unwrap();
+        let output = std::process::Command::new(support::BINARY)
+            .arg("invoke")
+            .arg(&path)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &dir)
+            .output()
+            .expect("run invoke");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let mut event: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).unwrap(),
+    )
+    .unwrap();
+    let context = event["requestContext"].as_object_mut().unwrap();
+    context.remove("connectedAt");
+    context.remove("requestTimeEpoch");
+    let stderr = run(event.clone());
+    assert!(
+        stderr.contains(
+            "the event is missing requestContext.connectedAt, requestContext.requestTimeEpoch"
+        ),
+        "{stderr}"
+    );
+    event["requestContext"]["connectedAt"] = serde_json::json!(1);
+    event["requestContext"]["requestTimeEpoch"] = serde_json::json!(1);
+    event["requestContext"]["identity"]["sourceIp"] = serde_json::json!(203);
+    let stderr = run(event);
+    assert!(
+        stderr.contains("requestContext.identity.sourceIp has the wrong type"),
+        "{stderr}"
+    );
+}

@@ -184,19 +184,25 @@ async fn put_metric_data_on_the_wire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_cloudwatch_neither_changes_nor_delays_replies() {
     let moto = Moto::start();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dead = format!("http://127.0.0.1:{closed}");
+    // A CloudWatch that accepts connections and never answers: each publication takes the
+    // whole flush time-out (3 s). Had a reply waited for it, it would have taken as long.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming() {
+            held.push(stream);
+        }
+    });
+    let dead = format!("http://127.0.0.1:{port}");
+    let flush_timeout = Duration::from_secs(3);
     let failing = Server::start(&base_env(
         &moto,
         &[
             ("METRICS_SINK", "cloudwatch"),
             ("AWS_ENDPOINT_URL_CLOUDWATCH", &dead),
             ("METRICS_FLUSH_MAX_CALLS", "1"),
-            ("METRICS_FLUSH_TIMEOUT_MS", "1000"),
+            ("METRICS_FLUSH_TIMEOUT_MS", "3000"),
         ],
     ));
     let quiet = Server::start(&base_env(&moto, &[("METRICS_SINK", "off")]));
@@ -229,8 +235,8 @@ async fn unreachable_cloudwatch_neither_changes_nor_delays_replies() {
         }
     }
     assert!(
-        slowest < Duration::from_millis(250),
-        "a reply took {slowest:?} while CloudWatch was down"
+        slowest < flush_timeout,
+        "a reply took {slowest:?}: it waited for PutMetricData"
     );
 
     let record = failing.logs.wait_for("dropped datums", |r| {
@@ -253,11 +259,8 @@ async fn unreachable_cloudwatch_neither_changes_nor_delays_replies() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_go_out_before_put_metric_data() {
     let moto = Moto::start();
-    let slow = CloudWatch::start_with(Behaviour {
-        delay: Duration::from_secs(2),
-        status: 200,
-    })
-    .await;
+    let delay = Duration::from_secs(5);
+    let slow = CloudWatch::start_with(Behaviour { delay, status: 200 }).await;
     let server = Server::start(&base_env(
         &moto,
         &[
@@ -271,9 +274,10 @@ async fn replies_go_out_before_put_metric_data() {
     let result = ws.call_tool("aws_get_credentials", json!({})).await;
     let replied = Instant::now();
     assert_eq!(result["isError"], false);
+    // The stand-in answers after 5 s: a reply that waited for it would take longer.
     assert!(
-        replied - sent < Duration::from_millis(500),
-        "reply took {:?}",
+        replied - sent < delay,
+        "reply took {:?}: it waited for PutMetricData",
         replied - sent
     );
 
@@ -289,7 +293,7 @@ async fn replies_go_out_before_put_metric_data() {
     let record = server.logs.wait_for("flush record", |r| {
         r["fields"]["message"] == "metrics published"
     });
-    assert!(record["fields"]["duration_ms"].as_f64().unwrap() >= 2000.0);
+    assert!(record["fields"]["duration_ms"].as_f64().unwrap() >= delay.as_secs_f64() * 1000.0);
 }
 
 /// Checks one EMF document against the specification's structure; returns its metrics.
@@ -580,4 +584,70 @@ async fn lambda_publishes_at_shutdown_and_serves_api_metrics() {
         logs.text()
     );
     assert!(all.iter().any(|(_, d)| d["MetricName"] == "ColdStart"));
+}
+
+/// In Lambda the environment is frozen between invocations, so each invocation's EMF lines are
+/// written during that invocation: each line carries the invocation's request id, which the
+/// function knows only while the invocation runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_writes_each_invocations_emf_lines_within_it() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    // The default sink in Lambda is EMF; a flush interval of an hour shows that no timer is
+    // needed.
+    let function = LambdaProcess::start(
+        &api.address(),
+        &base_env(&moto, &[("METRICS_FLUSH_INTERVAL_SECS", "3600")]),
+    );
+    let event = |body: Value| {
+        let mut event: Value = serde_json::from_str(
+            &std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).unwrap(),
+        )
+        .unwrap();
+        event["body"] = Value::String(body.to_string());
+        event.to_string()
+    };
+    let tools = [
+        "aws_list_profiles",
+        "aws_get_credentials",
+        "aws_list_profiles",
+    ];
+    let mut invocations = Vec::new();
+    for (i, tool) in tools.into_iter().enumerate() {
+        let (request_id, outcome) = api
+            .invoke_with_id(&event(json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {}}})))
+            .await;
+        assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+        invocations.push((request_id, tool));
+    }
+    let (ping_id, _) = api
+        .invoke_with_id(&event(json!({"jsonrpc": "2.0", "id": 9, "method": "ping"})))
+        .await;
+    for (request_id, tool) in &invocations {
+        let reference = tool.replacen("aws_", "aws/", 1).replace('_', "-");
+        let line = function.logs.wait_for("the invocation's EMF line", |r| {
+            r["requestId"] == request_id.as_str() && r.get("ToolInvocations").is_some()
+        });
+        assert_eq!(line["Tool"], reference, "{line}");
+        assert_eq!(
+            line["ToolInvocations"], 1,
+            "one call, in its own invocation"
+        );
+    }
+    // The cold start is counted in the first invocation; a ping is not a tool call.
+    function.logs.wait_for("the cold start line", |r| {
+        r["requestId"] == invocations[0].0.as_str() && r["ColdStart"] == 1
+    });
+    let records = function.logs.records();
+    assert!(
+        !records
+            .iter()
+            .any(|r| r["requestId"] == ping_id.as_str() && r.get("_aws").is_some()),
+        "no metric line for a ping"
+    );
+    let lines = records
+        .iter()
+        .filter(|r| r.get("ToolInvocations").is_some())
+        .count();
+    assert_eq!(lines, 3, "a line for each call, no more");
 }

@@ -1,11 +1,16 @@
 //! Which credentials a tool call runs with, and where they came from.
 //!
-//! Order: an explicit `profile` argument; else the connection's set-environment overrides; else
-//! the process environment (in Lambda, the execution role); else aws-config's default chain
-//! (`AWS_PROFILE` or `default` profile, web identity, container, instance metadata).
-//! Named profiles may assume roles (`role_arn` with `source_profile` or `credential_source`);
-//! aws-config does the AssumeRole call. Resolved credentials are kept until five minutes before
-//! they expire, so a warm instance does not assume a role per message.
+//! Order: an explicit `profile` argument; else the connection's (or handle's) set-environment
+//! overrides; else the process environment (in Lambda, the execution role); else aws-config's
+//! default chain (`AWS_PROFILE` or `default` profile, web identity, container, instance
+//! metadata). Named profiles may assume roles (`role_arn` with `source_profile` or
+//! `credential_source`); aws-config does the AssumeRole call. Resolved credentials are kept until
+//! five minutes before they expire, so a warm instance does not assume a role per message.
+//!
+//! Deadlines: each AWS call a provider makes has the SDK's operation time-out (one owner), and
+//! the tool call as a whole has its own, longer deadline in `tools::run`. A provider that fails
+//! is dropped and built again on the next call, so one broken profile never poisons later calls
+//! or other profiles.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,14 +21,10 @@ use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
-use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
-use aws_smithy_types::error::display::DisplayErrorContext;
-use tokio::sync::OnceCell;
 
+use super::error::{AwsError, Cause};
 use super::profiles::{Profiles, ProfilesError};
-use super::secret;
-use super::sts::Refusal;
 use crate::config::AwsEnvironment;
 
 /// Where the credentials of a call came from, as reported in `credentials_source`.
@@ -31,7 +32,7 @@ use crate::config::AwsEnvironment;
 pub enum Source {
     /// A named profile from the config or credentials file.
     Profile(String),
-    /// Overrides set by set-environment on this connection.
+    /// Overrides set by set-environment on this connection (or selected by an environment_id).
     Connection,
     /// `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` in the process environment.
     Environment,
@@ -67,28 +68,19 @@ pub struct Resolved {
     pub source: Source,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum CredentialError {
-    /// No provider had credentials; `reason` is aws-config's account of why, for the log.
-    #[error("AWS credentials not found")]
-    NotFound { reason: String },
-    /// A named profile that yields no credentials, with aws-config's reason.
-    #[error("AWS credentials not found for profile '{profile}': {reason}")]
-    NotFoundInProfile { profile: String, reason: String },
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ResolveError {
     /// The name is the client's text, so the message does not repeat it.
     #[error("the profile named in 'profile' is not defined in the AWS config or credentials file")]
-    UnknownProfile(String),
-    #[error("the credential provider did not answer within {0:?}")]
-    TimedOut(Duration),
-    /// A provider failed; `refusal` is what AWS said when an AWS call (AssumeRole) was refused.
-    #[error("{message}")]
-    Provider {
-        refusal: Option<Refusal>,
-        message: String,
-    },
+    UnknownProfile,
     #[error(transparent)]
-    Profiles(#[from] ProfilesError),
+    ConfigFiles(#[from] ProfilesError),
+    #[error(transparent)]
+    Aws(#[from] AwsError),
 }
+
+/// Who answered when a credential provider failed, for the message.
+const PROVIDER: &str = "the credential provider";
 
 /// A provider and the last credentials it gave, reused until they are about to expire.
 #[derive(Debug)]
@@ -107,7 +99,9 @@ impl Cached {
         }
     }
 
-    async fn get(&self, timeout: Duration) -> Result<Credentials, CredentialError> {
+    /// The cached credentials while they are fresh, else the provider's. Concurrent callers
+    /// wait for one resolution rather than each asking.
+    async fn get(&self) -> Result<Credentials, AwsError> {
         let mut last = self.last.lock().await;
         if let Some(credentials) = last.as_ref() {
             let fresh = credentials
@@ -117,44 +111,14 @@ impl Cached {
                 return Ok(credentials.clone());
             }
         }
-        let credentials = tokio::time::timeout(timeout, self.provider.provide_credentials())
+        let credentials = self
+            .provider
+            .provide_credentials()
             .await
-            .map_err(|_| CredentialError::TimedOut(timeout))?
-            .map_err(classify)?;
+            .map_err(|err| AwsError::logged(PROVIDER, &err))?;
         *last = Some(credentials.clone());
         Ok(credentials)
     }
-}
-
-fn classify(error: CredentialsError) -> CredentialError {
-    match &error {
-        CredentialsError::CredentialsNotLoaded(_) => CredentialError::NotFound {
-            reason: DisplayErrorContext(&error).to_string(),
-        },
-        CredentialsError::ProviderTimedOut(timed_out) => {
-            CredentialError::TimedOut(timed_out.timeout_duration())
-        }
-        _ => CredentialError::Provider {
-            refusal: assume_role_refusal(&error),
-            message: DisplayErrorContext(&error).to_string(),
-        },
-    }
-}
-
-/// What AWS said to a refused AssumeRole somewhere in the error's sources.
-fn assume_role_refusal(error: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
-    use aws_sdk_sts::error::SdkError;
-    use aws_sdk_sts::operation::assume_role::AssumeRoleError;
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(err) = current {
-        if let Some(SdkError::ServiceError(service)) =
-            err.downcast_ref::<SdkError<AssumeRoleError>>()
-        {
-            return Some(Refusal::of(service.err(), service.raw()));
-        }
-        current = err.source();
-    }
-    None
 }
 
 pub struct CredentialResolver {
@@ -162,17 +126,11 @@ pub struct CredentialResolver {
     environment: Option<Credentials>,
     in_lambda: bool,
     named: Mutex<HashMap<String, Arc<Cached>>>,
-    default_chain: Cached,
-    timeout: Duration,
+    default_chain: Arc<Cached>,
 }
 
 impl CredentialResolver {
-    pub fn new(
-        provider_config: ProviderConfig,
-        env: &AwsEnvironment,
-        in_lambda: bool,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(provider_config: ProviderConfig, env: &AwsEnvironment, in_lambda: bool) -> Self {
         let environment = match (&env.access_key_id, &env.secret_access_key) {
             (Some(key_id), Some(secret)) => Some(Credentials::new(
                 key_id,
@@ -184,20 +142,20 @@ impl CredentialResolver {
             _ => None,
         };
         Self {
-            default_chain: Cached::new(LazyDefaultChain {
+            default_chain: Arc::new(Cached::new(LazyDefaultChain {
                 provider_config: provider_config.clone(),
-                chain: OnceCell::new(),
-            }),
+                chain: tokio::sync::Mutex::new(None),
+            })),
             provider_config,
             environment,
             in_lambda,
             named: Mutex::new(HashMap::new()),
-            timeout,
         }
     }
 
-    /// The process's own credentials, for its own AWS calls (PutMetricData): the environment's,
-    /// else the default chain's (resolved on first use). Never a connection's.
+    /// The process's own credentials, for its own AWS calls (PutMetricData, the session table,
+    /// KMS): the environment's, else the default chain's (resolved on first use). Never a
+    /// connection's.
     pub fn own(&self) -> SharedCredentialsProvider {
         match &self.environment {
             Some(credentials) => SharedCredentialsProvider::new(credentials.clone()),
@@ -211,24 +169,12 @@ impl CredentialResolver {
         profile: Option<&str>,
         connection: Option<&Credentials>,
         profiles: &Profiles,
-    ) -> Result<Resolved, CredentialError> {
+    ) -> Result<Resolved, ResolveError> {
         if let Some(name) = profile {
             if !profiles.contains(name).await? {
-                return Err(CredentialError::UnknownProfile(name.to_owned()));
+                return Err(ResolveError::UnknownProfile);
             }
-            let credentials =
-                self.named(name)
-                    .get(self.timeout)
-                    .await
-                    .map_err(|err| match err {
-                        CredentialError::NotFound { reason } => {
-                            CredentialError::NotFoundInProfile {
-                                profile: name.to_owned(),
-                                reason,
-                            }
-                        }
-                        other => other,
-                    })?;
+            let credentials = self.named_credentials(name, profiles).await?;
             return Ok(Resolved {
                 credentials,
                 source: Source::Profile(name.to_owned()),
@@ -251,7 +197,15 @@ impl CredentialResolver {
                 source,
             });
         }
-        let credentials = self.default_chain.get(self.timeout).await?;
+        // The default chain reads the `AWS_PROFILE` (or `default`) profile: a mistake there is
+        // named as it would be for an explicit profile.
+        if let Some(selected) = profiles.selected().await
+            && profiles.contains(&selected).await.unwrap_or(false)
+            && let Some(problem) = profiles.problem(&selected).await?
+        {
+            return Err(misconfigured(problem));
+        }
+        let credentials = self.default_chain.get().await?;
         let source = match chain_provider(&credentials) {
             _ if self.in_lambda => Source::LambdaExecutionRole,
             "aws_config_profile" => match profiles.selected().await {
@@ -266,11 +220,32 @@ impl CredentialResolver {
         })
     }
 
+    async fn named_credentials(
+        &self,
+        name: &str,
+        profiles: &Profiles,
+    ) -> Result<Credentials, ResolveError> {
+        if let Some(problem) = profiles.problem(name).await? {
+            return Err(misconfigured(problem));
+        }
+        let cached = self.named(name);
+        match cached.get().await {
+            Ok(credentials) => Ok(credentials),
+            Err(err) => {
+                // Built again next time: aws-config's provider keeps its first failure.
+                self.forget(name, &cached);
+                Err(match err.cause {
+                    Cause::NoCredentials => misconfigured(format!(
+                        "AWS credentials not found for profile '{name}': its credential source has none"
+                    )),
+                    _ => ResolveError::Aws(err),
+                })
+            }
+        }
+    }
+
     fn named(&self, name: &str) -> Arc<Cached> {
-        let mut named = self
-            .named
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
         named
             .entry(name.to_owned())
             .or_insert_with(|| {
@@ -283,14 +258,25 @@ impl CredentialResolver {
             })
             .clone()
     }
+
+    fn forget(&self, name: &str, failed: &Arc<Cached>) {
+        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
+        if named.get(name).is_some_and(|c| Arc::ptr_eq(c, failed)) {
+            named.remove(name);
+        }
+    }
 }
 
-/// aws-config's default chain, built on its first use: building it builds an instance-metadata
-/// client, which loads the TLS roots.
+fn misconfigured(problem: String) -> ResolveError {
+    ResolveError::Aws(AwsError::new(PROVIDER, Cause::Misconfigured(problem)))
+}
+
+/// aws-config's default chain, built on its first use (building it builds an
+/// instance-metadata client, which loads the TLS roots), and built again after a failure.
 #[derive(Debug)]
 struct LazyDefaultChain {
     provider_config: ProviderConfig,
-    chain: OnceCell<DefaultCredentialsChain>,
+    chain: tokio::sync::Mutex<Option<Arc<DefaultCredentialsChain>>>,
 }
 
 impl ProvideCredentials for LazyDefaultChain {
@@ -299,15 +285,30 @@ impl ProvideCredentials for LazyDefaultChain {
         Self: 'a,
     {
         future::ProvideCredentials::new(async move {
-            let chain = self
-                .chain
-                .get_or_init(|| {
-                    DefaultCredentialsChain::builder()
-                        .configure(self.provider_config.clone())
-                        .build()
-                })
-                .await;
-            chain.provide_credentials().await
+            let chain = {
+                let mut slot = self.chain.lock().await;
+                match slot.as_ref() {
+                    Some(chain) => chain.clone(),
+                    None => {
+                        let chain = Arc::new(
+                            DefaultCredentialsChain::builder()
+                                .configure(self.provider_config.clone())
+                                .build()
+                                .await,
+                        );
+                        *slot = Some(chain.clone());
+                        chain
+                    }
+                }
+            };
+            let result = chain.provide_credentials().await;
+            if result.is_err() {
+                let mut slot = self.chain.lock().await;
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, &chain)) {
+                    *slot = None;
+                }
+            }
+            result
         })
     }
 }
@@ -340,17 +341,15 @@ fn chain_provider(credentials: &Credentials) -> &'static str {
     }
 }
 
-/// The secrets of a set of credentials, for [`secret::scrub`].
-fn secrets_of(credentials: &Credentials) -> [&str; 2] {
-    [
-        credentials.secret_access_key(),
-        credentials.session_token().unwrap_or(""),
-    ]
-}
-
-/// Removes the credentials' secrets from a text that came from elsewhere.
-pub fn scrub(text: &str, credentials: &Credentials) -> String {
-    secret::scrub(text, &secrets_of(credentials))
+/// Removes the credentials' secrets (and all but the masked access key id) from an error.
+pub fn scrubbed(error: AwsError, credentials: &Credentials) -> AwsError {
+    error.scrubbed(
+        &[
+            credentials.secret_access_key(),
+            credentials.session_token().unwrap_or(""),
+        ],
+        credentials.access_key_id(),
+    )
 }
 
 #[cfg(test)]
@@ -378,11 +377,5 @@ mod tests {
             .get_property_mut_or_default::<Vec<AwsCredentialFeature>>()
             .push(AwsCredentialFeature::CredentialsImds);
         assert_eq!(chain_provider(&credentials), "instance_metadata");
-    }
-
-    #[test]
-    fn credentials_not_loaded_means_not_found() {
-        let err = classify(CredentialsError::not_loaded("nothing configured"));
-        assert!(matches!(err, CredentialError::NotFound { .. }));
     }
 }

@@ -1,6 +1,8 @@
-//! AWS: credential resolution, named profiles, masking of secrets, and the STS calls.
+//! AWS: credential resolution, named profiles, masking of secrets, the STS calls, and the
+//! classification of every AWS failure by cause ([`error`]).
 
 pub mod credentials;
+pub mod error;
 pub mod profiles;
 pub mod secret;
 pub mod sts;

@@ -54,13 +54,17 @@ fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
 }
 
 /// Removes every occurrence of the given secrets from a text that came from elsewhere (an AWS
-/// error message, say) before it is shown or logged.
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
+/// error message, say) before it is shown or logged, and shows the access key id only in its
+/// masked form.
+pub fn scrub(text: &str, secrets: &[&str], access_key_id: &str) -> String {
     let mut out = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         if out.contains(*secret) {
             out = out.replace(*secret, MASKED_SECRET);
         }
+    }
+    if access_key_id.len() > 10 && out.contains(access_key_id) {
+        out = out.replace(access_key_id, &mask_access_key_id(access_key_id));
     }
     out
 }
@@ -101,8 +105,20 @@ mod tests {
     fn scrub_removes_secrets_from_foreign_text() {
         let text = "signature for key wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY failed";
         assert_eq!(
-            scrub(text, &["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"]),
+            scrub(
+                text,
+                &["wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"],
+                "AKIAIOSFODNN7EXAMPLE"
+            ),
             "signature for key *** failed"
+        );
+        assert_eq!(
+            scrub(
+                "key AKIAIOSFODNN7EXAMPLE is unknown",
+                &[],
+                "AKIAIOSFODNN7EXAMPLE"
+            ),
+            "key AKIAIOSFOD... is unknown"
         );
     }
 }

@@ -1,8 +1,9 @@
-//! STS GetCallerIdentity: the call, the classification of its failures, and the identity cache.
+//! STS GetCallerIdentity: the call and the identity cache; failures are classified by
+//! [`super::error`].
 //!
 //! One STS client (built on first use, see [`super::OnFirstUse`]); each call overrides its
-//! credentials and region for that operation only. `get-account-info` goes through [`Sts::identity`], which caches the answer per
-//! credential fingerprint (a keyed hash: the secret itself is never stored), so a warm instance
+//! credentials and region for that operation only. `get-account-info` goes through
+//! [`Sts::identity`], which caches the answer per credential fingerprint (a keyed hash: the secret itself is never stored), so a warm instance
 //! makes one STS call per set of credentials, not one per message. `validate-credentials` uses
 //! [`Sts::caller_identity`], which always asks STS.
 
@@ -12,13 +13,11 @@ use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::Region;
-use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use ring::hmac;
 
 use super::OnFirstUse;
-use super::credentials::scrub;
+use super::credentials::scrubbed;
+use super::error::{AwsError, STS};
 
 /// Region used for STS when none is configured anywhere: STS answers GetCallerIdentity from
 /// every region, and us-east-1 is the global endpoint's home.
@@ -29,42 +28,6 @@ pub struct CallerIdentity {
     pub account: String,
     pub arn: String,
     pub user_id: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StsError {
-    /// STS rejected the credentials: `InvalidClientTokenId`, `SignatureDoesNotMatch`, `ExpiredToken`, ...
-    #[error("{code}: {message}")]
-    InvalidCredentials { code: String, message: String },
-    /// STS answered with another error.
-    #[error("{code}: {message}")]
-    Service { code: String, message: String },
-    #[error("STS did not answer within the time-out")]
-    TimedOut,
-    #[error("STS could not be reached: {0}")]
-    Unreachable(String),
-    #[error("the STS call failed: {0}")]
-    Other(String),
-}
-
-/// AWS error codes that mean "these credentials are not valid".
-const INVALID_CREDENTIAL_CODES: &[&str] = &[
-    "InvalidClientTokenId",
-    "SignatureDoesNotMatch",
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "InvalidAccessKeyId",
-    "UnrecognizedClientException",
-    "InvalidToken",
-    "AuthFailure",
-    "IncompleteSignature",
-    "MissingAuthenticationToken",
-    "InvalidSecurity",
-    "TokenRefreshRequired",
-];
-
-pub fn is_invalid_credentials_code(code: &str) -> bool {
-    INVALID_CREDENTIAL_CODES.contains(&code)
 }
 
 pub struct Sts {
@@ -95,7 +58,7 @@ impl Sts {
         &self,
         credentials: &Credentials,
         region: &str,
-    ) -> Result<(CallerIdentity, bool), StsError> {
+    ) -> Result<(CallerIdentity, bool), AwsError> {
         let fingerprint = self.fingerprint(credentials);
         if let Some(identity) = self.cached(&fingerprint) {
             return Ok((identity, true));
@@ -110,7 +73,7 @@ impl Sts {
         &self,
         credentials: &Credentials,
         region: &str,
-    ) -> Result<CallerIdentity, StsError> {
+    ) -> Result<CallerIdentity, AwsError> {
         let overrides = aws_sdk_sts::config::Builder::default()
             .credentials_provider(credentials.clone())
             .region(Region::new(region.to_owned()));
@@ -122,7 +85,7 @@ impl Sts {
             .config_override(overrides)
             .send()
             .await
-            .map_err(|err| classify(err, credentials))?;
+            .map_err(|err| scrubbed(AwsError::logged_sdk(STS, &err), credentials))?;
         Ok(CallerIdentity {
             account: output.account.unwrap_or_default(),
             arn: output.arn.unwrap_or_default(),
@@ -176,112 +139,13 @@ fn random_fallback_key() -> [u8; 32] {
     key
 }
 
-/// Sorts an STS failure into the reference document's categories. AWS's messages are relayed
-/// (with the credentials' secrets scrubbed out, in case an endpoint echoes them).
-pub fn classify(
-    error: SdkError<GetCallerIdentityError, HttpResponse>,
-    credentials: &Credentials,
-) -> StsError {
-    match error {
-        SdkError::TimeoutError(_) => StsError::TimedOut,
-        SdkError::DispatchFailure(failure) => {
-            if failure.is_timeout() {
-                StsError::TimedOut
-            } else {
-                let detail = failure
-                    .as_connector_error()
-                    .map(|e| aws_smithy_types::error::display::DisplayErrorContext(e).to_string())
-                    .unwrap_or_else(|| "the request could not be sent".into());
-                StsError::Unreachable(scrub(&detail, credentials))
-            }
-        }
-        SdkError::ServiceError(service) => {
-            let refusal = Refusal::of(service.err(), service.raw());
-            let message = scrub(&refusal.message, credentials);
-            if refusal.invalid_credentials {
-                StsError::InvalidCredentials {
-                    code: refusal.code,
-                    message,
-                }
-            } else {
-                StsError::Service {
-                    code: refusal.code,
-                    message,
-                }
-            }
-        }
-        SdkError::ResponseError(_) => {
-            StsError::Other("STS sent a response that could not be read".into())
-        }
-        SdkError::ConstructionFailure(_) => {
-            StsError::Other("the STS request could not be built".into())
-        }
-        _ => StsError::Other("unexpected SDK error".into()),
-    }
-}
-
-/// What AWS said when it refused a call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub code: String,
-    pub message: String,
-    /// The code (or a bare 401/403) means the credentials were not accepted.
-    pub invalid_credentials: bool,
-}
-
-impl Refusal {
-    /// From the SDK's parsed error, falling back on the raw body when the SDK could not parse
-    /// it (moto's IAM-auth errors come wrapped in `<Errors>` with `text/html`).
-    pub fn of(error: &impl ProvideErrorMetadata, raw: &HttpResponse) -> Self {
-        let (code, message, bare_refusal) = match error.code() {
-            Some(code) => (
-                code.to_owned(),
-                error.message().unwrap_or_default().to_owned(),
-                false,
-            ),
-            None => code_from_body(raw),
-        };
-        let invalid_credentials = bare_refusal || is_invalid_credentials_code(&code);
-        Self {
-            code,
-            message,
-            invalid_credentials,
-        }
-    }
-}
-
-/// Reads `<Code>` and `<Message>` out of an error body. The third value says whether the
-/// credentials were refused without a code: a bare 401 or 403.
-fn code_from_body(raw: &HttpResponse) -> (String, String, bool) {
-    let body = raw
-        .body()
-        .bytes()
-        .and_then(|b| std::str::from_utf8(b).ok())
-        .unwrap_or("");
-    let element = |name: &str| {
-        let open = format!("<{name}>");
-        let close = format!("</{name}>");
-        let start = body.find(&open)? + open.len();
-        let end = body[start..].find(&close)? + start;
-        Some(body[start..end].trim().to_owned())
-    };
-    let status = raw.status().as_u16();
-    let message = element("Message").unwrap_or_else(|| format!("STS answered HTTP {status}"));
-    match element("Code") {
-        Some(code) => (code, message, false),
-        None => (
-            format!("HTTP{status}"),
-            message,
-            matches!(status, 401 | 403),
-        ),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::aws::error::{Cause, Refusal};
     use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityOutput;
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
     use aws_smithy_runtime_api::http::StatusCode;
     use aws_smithy_types::body::SdkBody;
 
@@ -304,7 +168,7 @@ mod tests {
         Sts::new(OnFirstUse::ready(client), Duration::from_secs(60))
     }
 
-    async fn error_for(status: u16, body: String) -> StsError {
+    async fn error_for(status: u16, body: String) -> AwsError {
         let sts = sts_with_response(status, body);
         sts.caller_identity(&Credentials::for_tests(), "us-east-1")
             .await
@@ -332,12 +196,14 @@ mod tests {
         ] {
             let err = error_for(status, sts_error_body(code, message)).await;
             assert_eq!(
-                err,
-                StsError::InvalidCredentials {
+                err.cause,
+                Cause::Refused(Refusal {
                     code: code.into(),
-                    message: message.into()
-                }
+                    message: message.into(),
+                    invalid_credentials: true,
+                })
             );
+            assert_eq!(err.to_string(), message);
         }
     }
 
@@ -352,10 +218,10 @@ mod tests {
         )
         .await;
         assert!(
-            matches!(err, StsError::Service { ref code, .. } if code == "RegionDisabledException")
+            matches!(err.cause, Cause::Refused(ref r) if r.code == "RegionDisabledException" && !r.invalid_credentials)
         );
         let err = error_for(400, sts_error_body("Throttling", "Rate exceeded")).await;
-        assert!(matches!(err, StsError::Service { ref code, .. } if code == "Throttling"));
+        assert!(matches!(err.cause, Cause::Refused(ref r) if r.code == "Throttling"));
     }
 
     #[tokio::test]
@@ -365,13 +231,11 @@ mod tests {
                     <Code>InvalidClientTokenId</Code><Message>The security token included in the request is invalid.</Message>\
                     </Error></Errors><RequestID>x</RequestID></Response>";
         let err = error_for(403, body.into()).await;
-        assert!(
-            matches!(err, StsError::InvalidCredentials { ref code, .. } if code == "InvalidClientTokenId"),
-            "{err:?}"
-        );
+        assert_eq!(err.error_code(), Some("InvalidClientTokenId"), "{err:?}");
+        assert!(matches!(err.cause, Cause::Refused(ref r) if r.invalid_credentials));
         let err = error_for(403, "forbidden".into()).await;
         assert!(
-            matches!(err, StsError::InvalidCredentials { .. }),
+            matches!(err.cause, Cause::Refused(ref r) if r.invalid_credentials),
             "{err:?}"
         );
     }

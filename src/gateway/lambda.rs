@@ -85,18 +85,32 @@ pub enum Response<H> {
     Http(H),
 }
 
-/// One invocation, WebSocket or HTTP.
+/// One invocation, WebSocket or HTTP; in Lambda with EMF metrics, the invocation's metric
+/// lines are written before its response is returned.
 pub async fn handle(
+    state: &AppState,
+    event: LambdaEvent<Value>,
+) -> Result<Response<impl serde::Serialize + std::fmt::Debug>, Error> {
+    let request_id = event.context.request_id.clone();
+    let response = dispatch(state, event).await;
+    if let Some(emf) = state.per_invocation_metrics() {
+        crate::metrics::publisher::publish_invocation(&state.metrics, emf, &request_id).await;
+    }
+    response
+}
+
+async fn dispatch(
     state: &AppState,
     event: LambdaEvent<Value>,
 ) -> Result<Response<impl serde::Serialize + std::fmt::Debug>, Error> {
     let LambdaEvent { payload, context } = event;
     if is_websocket(&payload) {
-        let event: ApiGatewayWebsocketProxyRequest = serde_json::from_value(payload)?;
+        let event = decode_websocket(payload)?;
         return Ok(Response::WebSocket(super::handle(state, event).await));
     }
     state.metrics.note_invocation();
-    let request: LambdaRequest = serde_json::from_value(payload)?;
+    let request: LambdaRequest =
+        serde_path_to_error::deserialize(payload).map_err(EventError::from)?;
     let mut adapter =
         lambda_http::Adapter::from(service_fn(|request: lambda_http::Request| async move {
             Ok::<_, Infallible>(super::http::respond(
@@ -107,6 +121,95 @@ pub async fn handle(
         }));
     let response = adapter.call(LambdaEvent::new(request, context)).await?;
     Ok(Response::Http(response))
+}
+
+/// An event this function cannot take, named by the paths at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum EventError {
+    #[error("the event is missing {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("{0} has the wrong type: {1}")]
+    WrongType(String, String),
+}
+
+impl From<serde_path_to_error::Error<serde_json::Error>> for EventError {
+    fn from(err: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        EventError::WrongType(err.path().to_string(), err.inner().to_string())
+    }
+}
+
+/// What a WebSocket event must hold: API Gateway always sends these, and the handler needs
+/// them (the connection a message belongs to, and the route). Path, and the type expected.
+const WEBSOCKET_FIELDS: [(&str, Kind); 5] = [
+    ("requestContext", Kind::Object),
+    ("requestContext.connectionId", Kind::String),
+    ("requestContext.routeKey", Kind::String),
+    ("requestContext.connectedAt", Kind::Millis),
+    ("requestContext.requestTimeEpoch", Kind::Millis),
+];
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Object,
+    String,
+    Millis,
+}
+
+impl Kind {
+    fn matches(self, value: &Value) -> bool {
+        match self {
+            Kind::Object => value.is_object(),
+            Kind::String => value.is_string(),
+            Kind::Millis => value.is_i64(),
+        }
+    }
+
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Object => "expected an object",
+            Kind::String => "expected a string",
+            Kind::Millis => "expected an integer (milliseconds since the epoch)",
+        }
+    }
+}
+
+fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.')
+        .try_fold(value, |value, key| value.get(key))
+        .filter(|value| !value.is_null())
+}
+
+/// Decodes a WebSocket event, naming every missing field (`requestContext.connectedAt`) at
+/// once, and the path of a field of the wrong type.
+pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyRequest, EventError> {
+    match at(&payload, "requestContext") {
+        None => return Err(EventError::Missing(vec!["requestContext"])),
+        Some(context) if !context.is_object() => {
+            return Err(EventError::WrongType(
+                "requestContext".into(),
+                Kind::Object.expected().into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    let missing: Vec<&'static str> = WEBSOCKET_FIELDS
+        .iter()
+        .filter(|(path, _)| at(&payload, path).is_none())
+        .map(|(path, _)| *path)
+        .collect();
+    if !missing.is_empty() {
+        return Err(EventError::Missing(missing));
+    }
+    if let Some((path, kind)) = WEBSOCKET_FIELDS
+        .iter()
+        .find(|(path, kind)| at(&payload, path).is_some_and(|v| !kind.matches(v)))
+    {
+        return Err(EventError::WrongType(
+            (*path).to_owned(),
+            kind.expected().to_owned(),
+        ));
+    }
+    Ok(serde_path_to_error::deserialize(payload)?)
 }
 
 /// WebSocket events carry a connection id and an event type (CONNECT, MESSAGE, DISCONNECT);
@@ -123,6 +226,29 @@ fn is_websocket(event: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn every_missing_field_is_named_with_its_path() {
+        let err =
+            decode_websocket(json!({"requestContext": {"routeKey": "$default"}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the event is missing requestContext.connectionId, requestContext.connectedAt, requestContext.requestTimeEpoch"
+        );
+        let err = decode_websocket(json!({"body": "x"})).unwrap_err();
+        assert_eq!(err.to_string(), "the event is missing requestContext");
+        let err = decode_websocket(json!({"requestContext": {"routeKey": "$default", "connectionId": "c", "connectedAt": "soon", "requestTimeEpoch": 1}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "requestContext.connectedAt has the wrong type: expected an integer (milliseconds since the epoch)"
+        );
+        let err = decode_websocket(json!({"requestContext": {"routeKey": "$default", "connectionId": "c", "connectedAt": 1, "requestTimeEpoch": 1, "identity": {"sourceIp": 5}}})).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("requestContext.identity.sourceIp has the wrong type"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn shapes() {

@@ -161,7 +161,7 @@ pub fn requests(datums: Vec<MetricDatum>) -> Vec<Vec<MetricDatum>> {
 mod tests {
     use super::*;
     use crate::metrics::{ErrorType, ToolBatch};
-    use crate::tools::{ErrorKind, ToolName};
+    use crate::names::{ErrorKind, ToolName};
 
     fn batch(distinct_durations: u64) -> Batch {
         Batch {

@@ -25,9 +25,15 @@ impl EmfSink {
         Self { namespace }
     }
 
-    /// Writes the batch's lines to stdout in one go. Returns how many lines were written.
-    pub fn write(&self, batch: &Batch) -> std::io::Result<usize> {
-        let lines = lines(&self.namespace, batch);
+    /// Writes the batch's lines to stdout in one go. Returns how many lines were written. In
+    /// Lambda each line carries the invocation's `requestId`, as Lambda's own log records do.
+    pub fn write(&self, batch: &Batch, request_id: Option<&str>) -> std::io::Result<usize> {
+        let mut lines = lines(&self.namespace, batch);
+        if let Some(id) = request_id {
+            for line in &mut lines {
+                line["requestId"] = Value::String(id.to_owned());
+            }
+        }
         let mut text = String::new();
         for line in &lines {
             text.push_str(&line.to_string());
@@ -133,7 +139,7 @@ pub fn lines(namespace: &str, batch: &Batch) -> Vec<Value> {
 mod tests {
     use super::*;
     use crate::metrics::{ErrorType, ToolBatch};
-    use crate::tools::{ErrorKind, ToolName};
+    use crate::names::{ErrorKind, ToolName};
 
     #[test]
     fn values_repeat_by_count_and_split_at_100() {

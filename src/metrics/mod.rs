@@ -19,7 +19,7 @@ use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
-use crate::tools::{ErrorKind, ToolName};
+use crate::names::{ErrorKind, ToolName};
 
 /// The `Service` dimension's value.
 pub const SERVICE: &str = "mcp-aws-tools";
@@ -48,6 +48,7 @@ impl ErrorType {
         ErrorType::Tool(ErrorKind::ClientError),
         ErrorType::Tool(ErrorKind::ValidationError),
         ErrorType::Tool(ErrorKind::ExecutionError),
+        ErrorType::Tool(ErrorKind::SessionUnavailable),
         ErrorType::RateLimited,
     ];
 

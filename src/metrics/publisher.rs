@@ -90,6 +90,23 @@ async fn run(
 
 /// Takes the recorder's interval and sends it to the sink.
 pub async fn publish(recorder: &Recorder, sink: &Sink, timeout: Duration) {
+    publish_for(recorder, sink, timeout, None).await;
+}
+
+/// In Lambda with the EMF sink: what this invocation recorded, written before its response
+/// leaves, since Lambda may freeze the environment as soon as the response is sent. The
+/// lines carry the invocation's request id.
+pub async fn publish_invocation(recorder: &Recorder, emf: &EmfSink, request_id: &str) {
+    let sink = Sink::Emf(emf.clone());
+    publish_for(recorder, &sink, Duration::ZERO, Some(request_id)).await;
+}
+
+async fn publish_for(
+    recorder: &Recorder,
+    sink: &Sink,
+    timeout: Duration,
+    request_id: Option<&str>,
+) {
     let batch = recorder.take();
     if batch.is_empty() {
         return;
@@ -101,7 +118,7 @@ pub async fn publish(recorder: &Recorder, sink: &Sink, timeout: Duration) {
     match sink {
         Sink::Emf(emf) => {
             requests = 1;
-            match emf.write(&batch) {
+            match emf.write(&batch, request_id) {
                 Ok(lines) => sent = lines as u64,
                 Err(err) => {
                     dropped = super::emf::lines("", &batch).len() as u64;

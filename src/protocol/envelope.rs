@@ -9,9 +9,10 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, Summary, call_tool, loggable};
+use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
+use crate::names::{ErrorKind, ToolName};
 use crate::state::AppState;
-use crate::tools::{ErrorKind, ToolName, ToolReply};
+use crate::tools::{self, ToolReply};
 
 pub const PROTOCOL_VERSION: &str = "2.0";
 
@@ -35,7 +36,9 @@ pub async fn handle(
     let mut summary = Summary::new("envelope");
     let request_id = object
         .get("message_id")
-        .filter(|id| id.is_string() || id.is_i64() || id.is_u64())
+        .filter(|id| {
+            id.as_str().is_some_and(|s| s.len() <= MAX_ID_BYTES) || id.is_i64() || id.is_u64()
+        })
         .cloned();
     summary.request_id = request_id.as_ref().map(|id| loggable(&id_text(id)));
     summary.method = Some(
@@ -53,9 +56,9 @@ pub async fn handle(
         ),
         Ok((tool, params)) => {
             summary.tool = Some(tool);
-            match call_tool(state, connection_id, tool, params).await {
+            match tools::call(state, connection_id, tool, params).await {
                 Err(limited) => {
-                    let retry_after_ms = limited.retry_after.as_millis() as u64;
+                    let retry_after_ms = limited.retry_after_ms();
                     let reply = error(
                         request_id.as_ref(),
                         code::RATE_LIMITED,
@@ -69,7 +72,24 @@ pub async fn handle(
                     summary.error_code = reply.error_code().map(str::to_owned);
                     let outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
                     let text = match reply {
-                        ToolReply::Answer { body, .. } => response(request_id.as_ref(), body),
+                        ToolReply::Answer { body, .. } => {
+                            let text = response(request_id.as_ref(), body);
+                            if text.len() > MAX_TOOL_REPLY_BYTES {
+                                tracing::error!(
+                                    bytes = text.len(),
+                                    "a tool result exceeded its bound"
+                                );
+                                error(
+                                    request_id.as_ref(),
+                                    code::EXECUTION_FAILED,
+                                    "the tool's result is too large to send",
+                                    None,
+                                    None,
+                                )
+                            } else {
+                                text
+                            }
+                        }
                         ToolReply::Failure(err) => {
                             let error_code = if err.kind == ErrorKind::ValidationError {
                                 code::VALIDATION_ERROR
@@ -111,6 +131,11 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         None => return Err(invalid("missing field message_type (\"REQUEST\")")),
     }
     match object.get("message_id") {
+        Some(Value::String(id)) if id.len() > MAX_ID_BYTES => {
+            return Err(invalid(&format!(
+                "message_id is longer than {MAX_ID_BYTES} bytes"
+            )));
+        }
         Some(Value::String(id)) if !id.is_empty() => {}
         Some(id) if id.is_i64() || id.is_u64() => {}
         Some(_) => {

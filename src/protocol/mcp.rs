@@ -9,16 +9,17 @@ use std::sync::LazyLock;
 
 use rmcp::model::{
     CallToolResult, ContentBlock, EmptyResult, ErrorCode, ErrorData, Implementation,
-    InitializeRequestParams, InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion,
-    RequestId, ServerCapabilities, ServerResult, ToolsCapability,
+    InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
+    ServerCapabilities, ServerResult, ToolsCapability,
 };
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
-use super::{Outcome, Summary, call_tool, loggable};
+use super::{MAX_ID_BYTES, MAX_REPLY_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
+use crate::names::ToolName;
 use crate::state::AppState;
-use crate::tools::{self, ToolName, ToolReply};
+use crate::tools::{self, ToolReply};
 
 /// The protocol revisions this server speaks, newest first. A client asking for another gets
 /// the newest.
@@ -31,6 +32,10 @@ pub const SUPPORTED_VERSIONS: [ProtocolVersion; 3] = [
 /// Implementation-defined server error: the connection's rate limit is exhausted. `data`
 /// carries `retryAfterMs`.
 pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
+
+/// Implementation-defined server error: a request of a batch was not run, because its reply
+/// would not have fitted in the batch's answer (128 KB).
+pub const BATCH_REPLY_TOO_LARGE: ErrorCode = ErrorCode(-32002);
 
 /// Most messages a batch may hold.
 pub const MAX_BATCH: usize = 50;
@@ -145,6 +150,14 @@ pub async fn handle(
 ) -> (Option<String>, Summary) {
     let id = match object.get("id") {
         None => None,
+        Some(Value::String(s)) if s.len() > MAX_ID_BYTES => {
+            let (reply, summary) = refusal(
+                None,
+                ErrorCode::INVALID_REQUEST,
+                format!("id is longer than {MAX_ID_BYTES} bytes"),
+            );
+            return (Some(reply), summary);
+        }
         Some(Value::String(s)) => Some(NumberOrString::String(s.as_str().into())),
         Some(Value::Number(n)) if n.is_i64() => n.as_i64().map(NumberOrString::Number),
         Some(_) => {
@@ -200,23 +213,15 @@ async fn handle_message(
     };
 
     let reply = match method.as_str() {
-        "initialize" => {
-            match serde_json::from_value::<InitializeRequestParams>(Value::Object(params)) {
-                Ok(params) => {
-                    let version = SUPPORTED_VERSIONS
-                        .into_iter()
-                        .find(|v| *v == params.protocol_version)
-                        .unwrap_or(ProtocolVersion::V_2025_11_25);
-                    respond(id, initialize_result(version))
-                }
-                Err(err) => {
-                    return refuse(
-                        ErrorCode::INVALID_PARAMS,
-                        format!("invalid initialize params: {err}"),
-                    );
-                }
+        "initialize" => match initialize_version(&params) {
+            Ok(version) => respond(id, initialize_result(version)),
+            Err(message) => {
+                return refuse(
+                    ErrorCode::INVALID_PARAMS,
+                    format!("invalid initialize params: {message}"),
+                );
             }
-        }
+        },
         "ping" => respond(id, EmptyResult {}),
         "tools/list" => {
             if params.get("cursor").is_some_and(|c| !c.is_null()) {
@@ -236,17 +241,13 @@ async fn handle_message(
                 let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.mcp_name()).collect();
                 return refuse(
                     ErrorCode::INVALID_PARAMS,
-                    format!(
-                        "unknown tool '{}'; available: {}",
-                        loggable(&name),
-                        known.join(", ")
-                    ),
+                    format!("unknown tool; available: {}", known.join(", ")),
                 );
             };
             summary.tool = Some(tool);
-            match call_tool(state, connection_id, tool, &arguments).await {
+            match tools::call(state, connection_id, tool, &arguments).await {
                 Err(limited) => {
-                    let retry_after_ms = limited.retry_after.as_millis() as u64;
+                    let retry_after_ms = limited.retry_after_ms();
                     let error = ErrorData::new(
                         RATE_LIMITED,
                         limited.to_string(),
@@ -258,7 +259,23 @@ async fn handle_message(
                 Ok(reply) => {
                     summary.error_code = reply.error_code().map(str::to_owned);
                     summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
-                    respond(id, legacy(ServerResult::CallToolResult(call_result(reply))))
+                    let text =
+                        respond(id, legacy(ServerResult::CallToolResult(call_result(reply))));
+                    if text.len() > MAX_TOOL_REPLY_BYTES {
+                        tracing::error!(bytes = text.len(), "a tool result exceeded its bound");
+                        let too_large = ToolReply::Failure(tools::ToolError::new(
+                            crate::names::ErrorKind::ExecutionError,
+                            "the tool's result is too large to send",
+                        ));
+                        summary.outcome =
+                            Outcome::ToolError(crate::names::ErrorKind::ExecutionError);
+                        respond(
+                            id,
+                            legacy(ServerResult::CallToolResult(call_result(too_large))),
+                        )
+                    } else {
+                        text
+                    }
                 }
             }
         }
@@ -271,6 +288,40 @@ async fn handle_message(
         }
     };
     (Some(reply), summary)
+}
+
+/// The version to answer an `initialize` with: the client's, when this server speaks it, else
+/// the newest this server speaks. The params are checked for the shape the specification gives
+/// (`protocolVersion`, `capabilities`, `clientInfo` with `name` and `version`); an error names
+/// the field, never the value.
+fn initialize_version(params: &Map<String, Value>) -> Result<ProtocolVersion, String> {
+    let version = match params.get("protocolVersion") {
+        Some(Value::String(version)) => version,
+        Some(_) => return Err("protocolVersion must be a string".into()),
+        None => return Err("missing field protocolVersion".into()),
+    };
+    match params.get("capabilities") {
+        Some(Value::Object(_)) => {}
+        Some(_) => return Err("capabilities must be an object".into()),
+        None => return Err("missing field capabilities".into()),
+    }
+    match params.get("clientInfo") {
+        Some(Value::Object(info)) => {
+            for field in ["name", "version"] {
+                match info.get(field) {
+                    Some(Value::String(_)) => {}
+                    Some(_) => return Err(format!("clientInfo.{field} must be a string")),
+                    None => return Err(format!("missing field clientInfo.{field}")),
+                }
+            }
+        }
+        Some(_) => return Err("clientInfo must be an object".into()),
+        None => return Err("missing field clientInfo".into()),
+    }
+    Ok(SUPPORTED_VERSIONS
+        .into_iter()
+        .find(|v| v.to_string() == *version)
+        .unwrap_or(ProtocolVersion::V_2025_11_25))
 }
 
 /// MCP methods by name, for the log; anything else is logged as `unknown`.
@@ -329,7 +380,11 @@ fn call_result(reply: ToolReply) -> CallToolResult {
     result
 }
 
-/// A JSON-RPC batch (MCP 2025-03-26): each message answered, the answers in one array.
+/// A JSON-RPC batch (MCP 2025-03-26): each message answered, the answers in one array that
+/// fits in 128 KB by construction. Requests run in order; before each, the largest reply it
+/// could produce, plus the refusals still owed to the requests after it, must fit in what is
+/// left. A request that would not fit is not run, and is answered with
+/// [`BATCH_REPLY_TOO_LARGE`], so nothing runs without its reply reaching the client.
 pub async fn handle_batch(
     state: &AppState,
     connection_id: &str,
@@ -347,25 +402,85 @@ pub async fn handle_batch(
         let (reply, summary) = refusal(None, ErrorCode::INVALID_REQUEST, message);
         return (Some(reply), vec![summary]);
     }
+    // What each item costs if it is not run: its refusal, or nothing for a notification.
+    let refusals: Vec<Option<String>> = items.iter().map(batch_refusal).collect();
+    let mut owed: usize = refusals.iter().flatten().map(|r| r.len() + 1).sum();
+    let mut used = 2; // the brackets
     let mut replies = Vec::new();
     let mut summaries = Vec::new();
-    for item in items {
-        let (reply, summary) = match item {
-            Value::Object(object) => handle(state, connection_id, object).await,
-            _ => {
-                let (reply, summary) = refusal(
-                    None,
-                    ErrorCode::INVALID_REQUEST,
-                    "a batch holds JSON-RPC message objects".into(),
-                );
-                (Some(reply), summary)
+    for (item, refused) in items.into_iter().zip(refusals) {
+        let refused_len = refused.as_ref().map_or(0, |r| r.len() + 1);
+        owed -= refused_len;
+        let (reply, summary) = if used + largest_reply(&item) + owed > MAX_REPLY_BYTES {
+            let mut summary = Summary::new("mcp");
+            summary.outcome = Outcome::Rejected(BATCH_REPLY_TOO_LARGE.0.to_string());
+            (refused, summary)
+        } else {
+            match item {
+                Value::Object(object) => handle(state, connection_id, object).await,
+                _ => {
+                    let (reply, summary) = refusal(
+                        None,
+                        ErrorCode::INVALID_REQUEST,
+                        "a batch holds JSON-RPC message objects".into(),
+                    );
+                    (Some(reply), summary)
+                }
             }
         };
-        replies.extend(reply);
+        if let Some(reply) = reply {
+            used += reply.len() + 1;
+            replies.push(reply);
+        }
         summaries.push(summary);
     }
     let reply = (!replies.is_empty()).then(|| format!("[{}]", replies.join(",")));
     (reply, summaries)
+}
+
+/// The answer to a batch item that is not run: a refusal with its id, or nothing for a
+/// notification (which gets no answer either way).
+fn batch_refusal(item: &Value) -> Option<String> {
+    let Value::Object(object) = item else {
+        return Some(error_text(
+            None,
+            &ErrorData::new(
+                ErrorCode::INVALID_REQUEST,
+                "a batch holds JSON-RPC message objects",
+                None,
+            ),
+        ));
+    };
+    let id = match object.get("id") {
+        None if object.contains_key("method") => return None,
+        Some(Value::String(s)) if s.len() <= MAX_ID_BYTES => {
+            Some(NumberOrString::String(s.as_str().into()))
+        }
+        Some(Value::Number(n)) => n.as_i64().map(NumberOrString::Number),
+        _ => None,
+    };
+    Some(error_text(
+        id.as_ref(),
+        &ErrorData::new(
+            BATCH_REPLY_TOO_LARGE,
+            "not run: the batch's replies would exceed 128 KB; send this request alone or in a smaller batch",
+            None,
+        ),
+    ))
+}
+
+/// The largest reply an item can produce, from its method; what is never known in advance (a
+/// tool's result) is bounded by [`MAX_TOOL_REPLY_BYTES`].
+fn largest_reply(item: &Value) -> usize {
+    // Room for the envelope and an id (bounded, escaped at worst six bytes a byte).
+    const ENVELOPE: usize = 64 + 6 * MAX_ID_BYTES;
+    let method = item.get("method").and_then(Value::as_str);
+    match method {
+        Some("tools/list") => ENVELOPE + tools_list().get().len(),
+        Some("tools/call") => MAX_TOOL_REPLY_BYTES,
+        Some("initialize") => ENVELOPE + 2048,
+        _ => ENVELOPE + 512,
+    }
 }
 
 #[cfg(test)]

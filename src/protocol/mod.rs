@@ -10,10 +10,8 @@ use std::time::Instant;
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
-use crate::metrics::ErrorType;
-use crate::session::RateLimited;
+use crate::names::{ErrorKind, ToolName};
 use crate::state::AppState;
-use crate::tools::{self, ErrorKind, ToolName, ToolReply};
 
 /// How a message ended, for the log record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,18 +63,44 @@ impl Summary {
     }
 }
 
+/// The largest reply API Gateway carries on a WebSocket (128 KB): no reply is larger.
+pub const MAX_REPLY_BYTES: usize = MAX_MESSAGE_BYTES;
+
+/// The largest `tools/call` reply: every single reply fits in one API Gateway frame (32 KB).
+pub const MAX_TOOL_REPLY_BYTES: usize = 32 * 1024;
+
+/// The longest request id (JSON-RPC `id`, envelope `message_id`) answered; longer ones are
+/// refused, since an answer repeats its request's id.
+pub const MAX_ID_BYTES: usize = 256;
+
 /// Client-supplied identifiers (connection and request ids) as they may appear in a log record:
 /// at most 64 characters. Other client text (methods, names, values) is never echoed.
 pub(crate) fn loggable(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
-/// Decodes one WebSocket message, runs it, and returns the reply to send, if any.
+/// Decodes one WebSocket message, runs it, and returns the reply to send, if any. No reply is
+/// larger than [`MAX_REPLY_BYTES`]: ids are bounded, tool results are bounded, batches are
+/// answered within the limit; should a reply still be larger, it is replaced by an error.
 pub async fn handle(state: &AppState, connection_id: &str, body: &[u8]) -> Option<String> {
     let started = Instant::now();
     let (reply, summaries) = dispatch(state, connection_id, body).await;
     log(connection_id, &summaries, started);
-    reply
+    reply.map(|reply| {
+        if reply.len() <= MAX_REPLY_BYTES {
+            return reply;
+        }
+        tracing::error!(
+            bytes = reply.len(),
+            "a reply exceeded 128 KB and was replaced"
+        );
+        mcp::refusal(
+            None,
+            rmcp::model::ErrorCode::INTERNAL_ERROR,
+            "the reply would exceed 128 KB".into(),
+        )
+        .0
+    })
 }
 
 /// A text frame whose payload the transport found not to be UTF-8, so it could not be passed
@@ -196,25 +220,4 @@ fn is_envelope(object: &Map<String, Value>) -> bool {
 fn looks_like_envelope(body: &[u8]) -> bool {
     let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
     contains(b"\"message_type\"") && !contains(b"\"jsonrpc\"")
-}
-
-/// Every tool call passes through here, whatever its wire format: rate limit, the tool, and
-/// the metrics recorder.
-pub async fn call_tool(
-    state: &AppState,
-    connection_id: &str,
-    tool: ToolName,
-    arguments: &Map<String, Value>,
-) -> Result<ToolReply, RateLimited> {
-    let started = Instant::now();
-    if let Err(limited) = state.sessions.admit(connection_id, tool.bucket()) {
-        state
-            .metrics
-            .record(tool, Some(ErrorType::RateLimited), started.elapsed());
-        return Err(limited);
-    }
-    let reply = tools::run(state, connection_id, tool, arguments).await;
-    let error = reply.error_kind().map(ErrorType::Tool);
-    state.metrics.record(tool, error, started.elapsed());
-    Ok(reply)
 }

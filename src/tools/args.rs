@@ -1,5 +1,5 @@
-//! Tool arguments: typed reads that name the field and never echo a value (a value may be a
-//! secret sent in the wrong field).
+//! Tool arguments: typed reads that name the field and never echo what the client sent (a value
+//! may be a secret sent in the wrong field, and so may an argument's name).
 
 use serde_json::{Map, Value};
 
@@ -10,19 +10,16 @@ pub struct Args<'a> {
 }
 
 impl<'a> Args<'a> {
-    /// Checks that every argument is one the tool knows.
+    /// Checks that every argument is one the tool knows. The error names the arguments the
+    /// tool takes, not the one it was sent.
     pub fn new(map: &'a Map<String, Value>, known: &[&str]) -> Result<Self, ToolError> {
-        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            let shown: String = unknown.chars().take(64).collect();
+        if map.keys().any(|k| !known.contains(&k.as_str())) {
             let message = if known.is_empty() {
-                format!("unknown argument '{shown}': this tool takes no arguments")
+                "unknown argument: this tool takes no arguments".to_owned()
             } else {
-                format!(
-                    "unknown argument '{shown}'; expected one of: {}",
-                    known.join(", ")
-                )
+                format!("unknown argument: this tool takes {}", known.join(", "))
             };
-            return Err(ToolError::validation(shown, message));
+            return Err(ToolError::new(super::ErrorKind::ValidationError, message));
         }
         Ok(Self { map })
     }
@@ -92,11 +89,11 @@ mod tests {
     }
 
     #[test]
-    fn unknown_arguments_are_named() {
-        let m = map(json!({"profle": "x"}));
+    fn unknown_arguments_name_what_is_expected_not_what_was_sent() {
+        let m = map(json!({"wJalrXUtnFEMI/K7MDENG": "x"}));
         let err = Args::new(&m, &["profile"]).err().unwrap();
-        assert_eq!(err.field.as_deref(), Some("profle"));
-        assert!(err.message.contains("expected one of: profile"));
+        assert_eq!(err.field, None);
+        assert_eq!(err.message, "unknown argument: this tool takes profile");
     }
 
     #[test]

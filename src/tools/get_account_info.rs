@@ -1,10 +1,11 @@
 //! aws/get-account-info: account, ARN and user id of the credentials, from STS
 //! GetCallerIdentity, cached per credential fingerprint.
 
-use rmcp::model::ToolAnnotations;
 use serde_json::{Map, Value, json};
 
-use super::{Args, Call, Spec, ToolError, nullable_string, profile_property, sts_error, timestamp};
+use super::{
+    Args, Call, Spec, ToolError, annotations, identity_properties, profile_property, timestamp,
+};
 use crate::aws::sts::FALLBACK_REGION;
 
 pub(super) fn spec() -> Spec {
@@ -20,22 +21,13 @@ pub(super) fn spec() -> Spec {
         output: json!({
             "type": "object",
             "required": ["timestamp", "account_id", "arn", "user_id", "region", "profile"],
-            "properties": {
-                "timestamp": { "type": "string" },
-                "account_id": { "type": "string" },
-                "arn": { "type": "string" },
+            "properties": identity_properties(json!({
                 "user_id": { "type": "string" },
-                "region": nullable_string(),
-                "profile": nullable_string(),
                 "credentials_source": { "type": "string" },
                 "cached": { "type": "boolean" }
-            }
+            }))
         }),
-        annotations: ToolAnnotations::with_title("Get AWS account info")
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
+        annotations: annotations("Get AWS account info", true, true),
     }
 }
 
@@ -50,8 +42,7 @@ pub(super) async fn run(
         .state
         .sts
         .identity(&context.resolved.credentials, region)
-        .await
-        .map_err(sts_error)?;
+        .await?;
     Ok(json!({
         "timestamp": timestamp(),
         "account_id": identity.account,

@@ -1,9 +1,10 @@
 //! aws/get-credentials: which credentials a call would run with, masked.
 
-use rmcp::model::ToolAnnotations;
 use serde_json::{Map, Value, json};
 
-use super::{Args, Call, Spec, ToolError, nullable_string, profile_property, timestamp};
+use super::{
+    Args, Call, Spec, ToolError, annotations, nullable_string, profile_property, timestamp,
+};
 use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
 
 pub(super) fn spec() -> Spec {
@@ -57,11 +58,7 @@ pub(super) fn spec() -> Spec {
                 }
             }
         }),
-        annotations: ToolAnnotations::with_title("Get AWS credentials")
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false),
+        annotations: annotations("Get AWS credentials", true, false),
     }
 }
 

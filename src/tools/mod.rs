@@ -1,8 +1,8 @@
-//! The five AWS tools and their registry: names, schemas, and [`run`], where a tool call runs.
+//! The five AWS tools and their registry: names, schemas, and [`call`], where a tool call is
+//! admitted (rate limits), run, and recorded (metrics), whatever the wire format.
 //!
-//! Both wire formats call [`run`]. A tool that ran and failed answers with a [`ToolError`]
-//! carrying one of the reference document's error codes; protocol errors (unknown tool, bad
-//! envelope) never get this far.
+//! A tool that ran and failed answers with a [`ToolError`] carrying one of the reference
+//! document's error codes; protocol errors (unknown tool, bad envelope) never get this far.
 
 mod args;
 mod get_account_info;
@@ -12,101 +12,19 @@ mod set_environment;
 mod validate_credentials;
 
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde_json::{Map, Value, json};
 
-use crate::aws::credentials::{CredentialError, Resolved};
-use crate::aws::sts::StsError;
-use crate::session::Bucket;
+use crate::aws::credentials::{ResolveError, Resolved};
+use crate::aws::error::{AwsError, Cause};
+use crate::metrics::ErrorType;
+use crate::names::{ErrorKind, ToolName};
+use crate::session::RateLimited;
 use crate::state::AppState;
 
 use args::Args;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ToolName {
-    GetCredentials,
-    SetEnvironment,
-    ListProfiles,
-    GetAccountInfo,
-    ValidateCredentials,
-}
-
-impl ToolName {
-    pub const ALL: [ToolName; 5] = [
-        ToolName::GetCredentials,
-        ToolName::SetEnvironment,
-        ToolName::ListProfiles,
-        ToolName::GetAccountInfo,
-        ToolName::ValidateCredentials,
-    ];
-
-    /// Accepts the reference document's names (`aws/get-credentials`) and the MCP-safe ones
-    /// (`aws_get_credentials`).
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.reference_name() == name || t.mcp_name() == name)
-    }
-
-    pub fn reference_name(self) -> &'static str {
-        match self {
-            ToolName::GetCredentials => "aws/get-credentials",
-            ToolName::SetEnvironment => "aws/set-environment",
-            ToolName::ListProfiles => "aws/list-profiles",
-            ToolName::GetAccountInfo => "aws/get-account-info",
-            ToolName::ValidateCredentials => "aws/validate-credentials",
-        }
-    }
-
-    /// The name in `tools/list`: many MCP hosts reject `/` in tool names.
-    pub fn mcp_name(self) -> &'static str {
-        match self {
-            ToolName::GetCredentials => "aws_get_credentials",
-            ToolName::SetEnvironment => "aws_set_environment",
-            ToolName::ListProfiles => "aws_list_profiles",
-            ToolName::GetAccountInfo => "aws_get_account_info",
-            ToolName::ValidateCredentials => "aws_validate_credentials",
-        }
-    }
-
-    pub fn bucket(self) -> Bucket {
-        match self {
-            ToolName::SetEnvironment | ToolName::ValidateCredentials => Bucket::CredentialTools,
-            _ => Bucket::Tools,
-        }
-    }
-}
-
-/// The reference document's error codes for a tool that ran and failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    NoCredentials,
-    InvalidCredentials,
-    ClientError,
-    ValidationError,
-    ExecutionError,
-}
-
-impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
-        ErrorKind::NoCredentials,
-        ErrorKind::InvalidCredentials,
-        ErrorKind::ClientError,
-        ErrorKind::ValidationError,
-        ErrorKind::ExecutionError,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorKind::NoCredentials => "no_credentials",
-            ErrorKind::InvalidCredentials => "invalid_credentials",
-            ErrorKind::ClientError => "client_error",
-            ErrorKind::ValidationError => "validation_error",
-            ErrorKind::ExecutionError => "execution_error",
-        }
-    }
-}
 
 /// A tool that ran and failed. The message is safe to show: it never holds a secret.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -147,6 +65,38 @@ impl ToolError {
             body["error_code"] = json!(code);
         }
         body
+    }
+}
+
+impl From<AwsError> for ToolError {
+    /// One mapping from cause to error code, whichever tool and credential source failed.
+    fn from(err: AwsError) -> Self {
+        let (kind, error_code) = match &err.cause {
+            Cause::NoCredentials | Cause::Misconfigured(_) => (ErrorKind::NoCredentials, None),
+            Cause::Refused(refusal) if refusal.invalid_credentials => {
+                (ErrorKind::InvalidCredentials, Some(refusal.code.clone()))
+            }
+            Cause::Refused(refusal) => (ErrorKind::ClientError, Some(refusal.code.clone())),
+            Cause::TimedOut | Cause::Unreachable => (ErrorKind::ClientError, None),
+            Cause::Unexpected => (ErrorKind::ExecutionError, None),
+        };
+        ToolError {
+            error_code,
+            ..ToolError::new(kind, err.to_string())
+        }
+    }
+}
+
+impl From<ResolveError> for ToolError {
+    fn from(err: ResolveError) -> Self {
+        match err {
+            ResolveError::UnknownProfile => ToolError::validation("profile", err.to_string()),
+            ResolveError::ConfigFiles(err) => {
+                err.log();
+                ToolError::new(ErrorKind::ExecutionError, err.to_string())
+            }
+            ResolveError::Aws(err) => err.into(),
+        }
     }
 }
 
@@ -194,8 +144,34 @@ impl From<Result<Value, ToolError>> for ToolReply {
     }
 }
 
-/// Runs a tool for a connection. Bounded in time: credential resolution and the AWS call each
-/// have the operation time-out, and the whole call gets twice that plus a margin.
+/// Every tool call passes through here, whatever its wire format: the rate limits, the tool,
+/// and the metrics recorder. A refused call is recorded as `rate_limited` and not run.
+pub async fn call(
+    state: &AppState,
+    connection_id: &str,
+    tool: ToolName,
+    arguments: &Map<String, Value>,
+) -> Result<ToolReply, RateLimited> {
+    let started = Instant::now();
+    if let Err(limited) = state
+        .sessions
+        .admit(connection_id, tool.tests_credentials())
+    {
+        state
+            .metrics
+            .record(tool, Some(ErrorType::RateLimited), started.elapsed());
+        return Err(limited);
+    }
+    let reply = run(state, connection_id, tool, arguments).await;
+    let error = reply.error_kind().map(ErrorType::Tool);
+    state.metrics.record(tool, error, started.elapsed());
+    Ok(reply)
+}
+
+/// Runs a tool for a connection. The tool call's deadline is owned here: twice the operation
+/// time-out plus the connect time-out, above any one AWS call's own (the SDK owns those), so a
+/// call that makes two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either
+/// deadline ends in the same answer: the call timed out.
 pub async fn run(
     state: &AppState,
     connection_id: &str,
@@ -217,10 +193,12 @@ pub async fn run(
         }
     };
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
-        ToolReply::Failure(ToolError::new(
-            ErrorKind::ClientError,
-            format!("the tool did not finish within {} ms", limit.as_millis()),
-        ))
+        tracing::info!(
+            tool = tool.reference_name(),
+            limit_ms = limit.as_millis() as u64,
+            "tool call deadline passed"
+        );
+        ToolReply::Failure(AwsError::new("AWS", Cause::TimedOut).into())
     })
 }
 
@@ -247,8 +225,7 @@ impl Call<'_> {
         let resolved = state
             .credentials
             .resolve(profile, overrides.credentials.as_ref(), &state.profiles)
-            .await
-            .map_err(credential_error)?;
+            .await?;
         let region = match overrides
             .region
             .or_else(|| state.config.aws.effective_region().map(str::to_owned))
@@ -260,56 +237,6 @@ impl Call<'_> {
             },
         };
         Ok(Context { resolved, region })
-    }
-}
-
-fn credential_error(err: CredentialError) -> ToolError {
-    match err {
-        CredentialError::NotFound { ref reason } => {
-            tracing::debug!(reason = %reason, "no credentials from the default chain");
-            ToolError::new(ErrorKind::NoCredentials, err.to_string())
-        }
-        CredentialError::NotFoundInProfile { .. } => {
-            ToolError::new(ErrorKind::NoCredentials, err.to_string())
-        }
-        CredentialError::UnknownProfile(_) => ToolError::validation("profile", err.to_string()),
-        CredentialError::TimedOut(_) => ToolError::new(ErrorKind::ClientError, err.to_string()),
-        CredentialError::Provider {
-            refusal: Some(refusal),
-            message,
-        } => {
-            let kind = if refusal.invalid_credentials {
-                ErrorKind::InvalidCredentials
-            } else {
-                ErrorKind::ClientError
-            };
-            ToolError {
-                error_code: Some(refusal.code),
-                ..ToolError::new(kind, message)
-            }
-        }
-        CredentialError::Provider {
-            refusal: None,
-            message,
-        } => ToolError::new(ErrorKind::ExecutionError, message),
-        CredentialError::Profiles(err) => {
-            tracing::warn!(detail = %err.detail, "AWS config files could not be read");
-            ToolError::new(ErrorKind::ExecutionError, err.to_string())
-        }
-    }
-}
-
-fn sts_error(err: StsError) -> ToolError {
-    match err {
-        StsError::InvalidCredentials { code, message } => ToolError {
-            error_code: Some(code),
-            ..ToolError::new(ErrorKind::InvalidCredentials, message)
-        },
-        StsError::Service { code, message } => ToolError {
-            error_code: Some(code),
-            ..ToolError::new(ErrorKind::ClientError, message)
-        },
-        other => ToolError::new(ErrorKind::ClientError, other.to_string()),
     }
 }
 
@@ -400,19 +327,34 @@ fn nullable_string() -> Value {
     json!({ "type": ["string", "null"] })
 }
 
+/// The output properties of the tools that ask STS who the credentials are: account and ARN,
+/// with the region and profile they were asked with. Each tool adds its own.
+fn identity_properties(extra: Value) -> Value {
+    let mut properties = json!({
+        "timestamp": { "type": "string" },
+        "account_id": { "type": "string" },
+        "arn": { "type": "string" },
+        "region": nullable_string(),
+        "profile": nullable_string(),
+    });
+    if let (Some(properties), Value::Object(extra)) = (properties.as_object_mut(), extra) {
+        properties.extend(extra);
+    }
+    properties
+}
+
+/// Annotations: no tool destroys anything, and asking twice gives the same answer.
+fn annotations(title: &str, read_only: bool, open_world: bool) -> ToolAnnotations {
+    ToolAnnotations::with_title(title)
+        .read_only(read_only)
+        .destructive(false)
+        .idempotent(true)
+        .open_world(open_world)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn both_name_styles_are_accepted() {
-        for tool in ToolName::ALL {
-            assert_eq!(ToolName::parse(tool.reference_name()), Some(tool));
-            assert_eq!(ToolName::parse(tool.mcp_name()), Some(tool));
-            assert!(!tool.mcp_name().contains('/'));
-        }
-        assert_eq!(ToolName::parse("aws/unknown"), None);
-    }
 
     #[test]
     fn every_tool_has_schemas_and_annotations() {

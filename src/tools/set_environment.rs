@@ -5,10 +5,9 @@
 //! in memory until the connection disconnects or goes idle, never on disk.
 
 use aws_credential_types::Credentials;
-use rmcp::model::ToolAnnotations;
 use serde_json::{Map, Value, json};
 
-use super::{Args, Call, ErrorKind, Spec, ToolError, timestamp};
+use super::{Args, Call, ErrorKind, Spec, ToolError, annotations, timestamp};
 
 pub(super) fn spec() -> Spec {
     Spec {
@@ -48,11 +47,7 @@ pub(super) fn spec() -> Spec {
                 "message": { "type": "string" }
             }
         }),
-        annotations: ToolAnnotations::with_title("Set AWS credentials for this connection")
-            .read_only(false)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(false),
+        annotations: annotations("Set AWS credentials for this connection", false, false),
     }
 }
 

@@ -1,13 +1,13 @@
 //! aws/validate-credentials: asks STS, every time, whether the credentials are valid.
 
-use rmcp::model::ToolAnnotations;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, ErrorKind, Spec, ToolError, ToolReply, nullable_string, profile_property,
-    sts_error, timestamp,
+    Args, Call, ErrorKind, Spec, ToolError, ToolReply, annotations, identity_properties,
+    profile_property, timestamp,
 };
-use crate::aws::sts::{FALLBACK_REGION, StsError};
+use crate::aws::error::{AwsError, Cause};
+use crate::aws::sts::FALLBACK_REGION;
 
 pub(super) fn spec() -> Spec {
     Spec {
@@ -23,23 +23,14 @@ pub(super) fn spec() -> Spec {
         output: json!({
             "type": "object",
             "required": ["valid", "timestamp"],
-            "properties": {
+            "properties": identity_properties(json!({
                 "valid": { "type": "boolean" },
-                "timestamp": { "type": "string" },
-                "account_id": { "type": "string" },
-                "arn": { "type": "string" },
-                "region": nullable_string(),
-                "profile": nullable_string(),
                 "error": { "const": "invalid_credentials" },
                 "error_code": { "type": "string" },
                 "message": { "type": "string" }
-            }
+            }))
         }),
-        annotations: ToolAnnotations::with_title("Validate AWS credentials")
-            .read_only(true)
-            .destructive(false)
-            .idempotent(true)
-            .open_world(true),
+        annotations: annotations("Validate AWS credentials", true, true),
     }
 }
 
@@ -82,10 +73,16 @@ async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Too
             "region": context.region,
             "profile": profile,
         }))),
-        Err(StsError::InvalidCredentials { code, message }) => {
-            Ok(invalid(code, message, context.region.as_deref(), profile))
-        }
-        Err(other) => Err(sts_error(other)),
+        Err(AwsError {
+            cause: Cause::Refused(refusal),
+            ..
+        }) if refusal.invalid_credentials => Ok(invalid(
+            refusal.code,
+            refusal.message,
+            context.region.as_deref(),
+            profile,
+        )),
+        Err(other) => Err(other.into()),
     }
 }
 

@@ -317,16 +317,29 @@ impl Server {
     pub fn peak_rss_kb(&self) -> u64 {
         peak_rss_kb(self.child.id())
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// A process's resident set size now (VmRSS), in kB; 0 if unknown.
+pub fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
 }
 
 /// A process's peak resident set size (VmHWM), in kB; 0 if unknown.
 pub fn peak_rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmHWM:")
+}
+
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse().ok())
         })
@@ -674,4 +687,125 @@ pub fn fake_keys(tag: &str) -> (String, String) {
     let key_id = format!("AKIA{tag:0<6}{n:010}");
     let secret = format!("Secret{tag}{n:012}abcdefghijKLMNOPQRSTuv/+=");
     (key_id, secret)
+}
+
+/// A WebSocket client on a bare TCP stream, for what a well-behaved client library will not
+/// do: send unmasked frames, or never read.
+pub struct RawWs {
+    pub stream: std::net::TcpStream,
+}
+
+impl RawWs {
+    /// Opens `/ws` on `addr` with the handshake of RFC 6455 §4.1.
+    pub fn connect(addr: &str) -> RawWs {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+        write!(
+            stream,
+            "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        )
+        .expect("handshake");
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            stream.read_exact(&mut byte).expect("handshake response");
+            head.push(byte[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        assert!(
+            head.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+            "the accept key of RFC 6455's example: {head}"
+        );
+        RawWs { stream }
+    }
+
+    /// One frame: `opcode` (1 text, 0 continuation, ...), masked or not.
+    pub fn frame(opcode: u8, fin: bool, masked: bool, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![(if fin { 0x80 } else { 0 }) | opcode];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        match payload.len() {
+            n @ 0..=125 => out.push(mask_bit | n as u8),
+            n @ 126..=65535 => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            let key = [0x37, 0xfa, 0x21, 0x3d];
+            out.extend_from_slice(&key);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes)
+    }
+
+    /// The next frame from the server: opcode and payload (server frames are not masked).
+    pub fn read_frame(&mut self) -> std::io::Result<(u8, Vec<u8>)> {
+        use std::io::Read;
+        self.stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        let mut head = [0u8; 2];
+        self.stream.read_exact(&mut head)?;
+        let length = match head[1] & 0x7f {
+            126 => {
+                let mut n = [0u8; 2];
+                self.stream.read_exact(&mut n)?;
+                u64::from(u16::from_be_bytes(n))
+            }
+            127 => {
+                let mut n = [0u8; 8];
+                self.stream.read_exact(&mut n)?;
+                u64::from_be_bytes(n)
+            }
+            n => u64::from(n),
+        };
+        let mut payload = vec![0u8; length as usize];
+        self.stream.read_exact(&mut payload)?;
+        Ok((head[0] & 0x0f, payload))
+    }
+
+    /// Reads until a close frame: its code.
+    pub fn close_code(&mut self) -> Option<u16> {
+        loop {
+            match self.read_frame() {
+                Ok((8, payload)) if payload.len() >= 2 => {
+                    return Some(u16::from_be_bytes([payload[0], payload[1]]));
+                }
+                Ok((8, _)) => return None,
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// Every field of `expected` is in `actual` (arrays element by element).
+pub fn assert_subset(expected: &Value, actual: &Value, context: &str) {
+    match (expected, actual) {
+        (Value::Object(e), Value::Object(a)) => {
+            for (key, value) in e {
+                let Some(found) = a.get(key) else {
+                    panic!("{context}: no {key} in {actual}");
+                };
+                assert_subset(value, found, context);
+            }
+        }
+        (Value::Array(e), Value::Array(a)) => {
+            assert_eq!(e.len(), a.len(), "{context}: {actual}");
+            for (e, a) in e.iter().zip(a) {
+                assert_subset(e, a, context);
+            }
+        }
+        _ => assert_eq!(expected, actual, "{context}: {actual}"),
+    }
 }

@@ -13,16 +13,17 @@ import urllib.request
 import boto3
 from moto.server import ThreadedMotoServer
 
-TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+def trust_policy(principals):
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": principals},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
 ALLOW_ALL = {
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
@@ -49,12 +50,17 @@ def main() -> None:
         aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
         aws_secret_access_key="moto-setup-secret-key-not-used-elsewhere",
     )
+    # With IAM authentication moto checks the trust policy's principals one by one, so the
+    # role names the user whose keys are valid.
+    principals = ["arn:aws:iam::123456789012:root"]
+    if args.iam_auth:
+        principals.append("arn:aws:iam::123456789012:user/alice")
+        iam.create_user(UserName="alice")
     role = iam.create_role(
-        RoleName="deploy", AssumeRolePolicyDocument=json.dumps(TRUST_POLICY)
+        RoleName="deploy", AssumeRolePolicyDocument=json.dumps(trust_policy(principals))
     )
     info = {"port": port, "role_arn": role["Role"]["Arn"]}
     if args.iam_auth:
-        iam.create_user(UserName="alice")
         iam.put_user_policy(
             UserName="alice", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL)
         )

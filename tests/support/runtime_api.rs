@@ -99,18 +99,24 @@ impl RuntimeApi {
 
     /// Hands `event` to the function and waits for its answer.
     pub async fn invoke(&self, event: &str) -> Outcome {
+        self.invoke_with_id(event).await.1
+    }
+
+    /// The same, with the invocation's request id (`Lambda-Runtime-Aws-Request-Id`).
+    pub async fn invoke_with_id(&self, event: &str) -> (String, Outcome) {
         let n = self
             .counter
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let request_id = format!("00000000-0000-4000-8000-{n:012}");
         let (done, answer) = oneshot::channel();
         self.sender
             .send(Pending {
-                request_id: format!("00000000-0000-4000-8000-{n:012}"),
+                request_id: request_id.clone(),
                 event: event.to_owned(),
                 done,
             })
             .expect("queue event");
-        answer.await.expect("the function answered")
+        (request_id, answer.await.expect("the function answered"))
     }
 
     /// When the function first asked for an invocation.

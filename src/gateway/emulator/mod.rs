@@ -1,0 +1,555 @@
+//! `serve`: a local stand-in for the API Gateway WebSocket API in front of the Lambda.
+//!
+//! WebSocket traffic on `/ws` becomes the events API Gateway would send (`$connect` with the
+//! handshake's headers, `$default` per message with a message id, `$disconnect` with the close
+//! code), each run through [`super::handle`]. API Gateway's limits are kept: a message over
+//! 128 KB closes the connection with 1009, a binary frame with 1003, ten minutes of silence
+//! (configurable) with 1001, and a connection lasts at most two hours. As with API Gateway,
+//! messages on one connection are handled concurrently, so replies may come out of order.
+//!
+//! Memory stays bounded whatever a client does: a connection handles at most
+//! [`MAX_IN_FLIGHT`] messages at once and queues at most [`MAX_QUEUED_BYTES`] of replies; a
+//! client that does not read its replies stops being read, and is closed with 1008 when a reply
+//! has waited [`crate::config::Config::send_timeout`] for room. RFC 6455's framing rules are
+//! kept (an unmasked frame, or a new message inside a fragmented one, closes with 1002). On
+//! shutdown every connection is closed with 1001 and its `$disconnect` runs, as when API
+//! Gateway's deployment goes away.
+
+mod masking;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::encodings::Body;
+use axum::Router;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{CONNECT, DEFAULT, DISCONNECT};
+use crate::config::MAX_MESSAGE_BYTES;
+use crate::protocol::{self, loggable};
+use crate::state::AppState;
+use masking::MaskChecked;
+
+/// The stage name the emulated API reports.
+pub const STAGE: &str = "local";
+/// API Gateway closes every connection after two hours.
+pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
+/// Messages of one connection handled at once; reading pauses beyond this.
+pub const MAX_IN_FLIGHT: usize = 8;
+/// Bytes of replies queued for one connection; handling pauses beyond this.
+pub const MAX_QUEUED_BYTES: usize = 512 * 1024;
+/// How long connections get to close and run `$disconnect` when `serve` stops.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// WebSocket close codes API Gateway uses.
+pub mod close {
+    pub const NORMAL: u16 = 1000;
+    pub const GOING_AWAY: u16 = 1001;
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const POLICY_VIOLATION: u16 = 1008;
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+}
+
+struct Emulator {
+    state: Arc<AppState>,
+    idle_timeout: Duration,
+    send_timeout: Duration,
+    /// Cancelled when `serve` stops: every connection closes with 1001.
+    shutdown: CancellationToken,
+    /// Every connection task, so that `serve` can wait for their `$disconnect`s.
+    connections: TaskTracker,
+}
+
+/// Serves the WebSocket API on `/ws` and the HTTP API (`/api/metrics`) until `shutdown`
+/// completes, then closes every connection (1001, `$disconnect`) within [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let emulator = Arc::new(Emulator {
+        idle_timeout: state.config.idle_timeout,
+        send_timeout: state.config.send_timeout,
+        state,
+        shutdown: CancellationToken::new(),
+        connections: TaskTracker::new(),
+    });
+    let router = Router::new()
+        .route("/ws", get(upgrade))
+        .fallback(http_api)
+        .with_state(emulator.clone());
+    let stopping = emulator.shutdown.clone();
+    let served = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        stopping.cancel();
+    })
+    .await;
+    emulator.shutdown.cancel();
+    emulator.connections.close();
+    let open = emulator.connections.len();
+    if tokio::time::timeout(SHUTDOWN_GRACE, emulator.connections.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            connections = emulator.connections.len(),
+            "connections still open after the grace period"
+        );
+    } else if open > 0 {
+        tracing::info!(connections = open, "connections closed for shutdown");
+    }
+    served
+}
+
+async fn http_api(State(emulator): State<Arc<Emulator>>, request: Request) -> Response {
+    super::http::respond(&emulator.state, request.method(), request.uri().path()).into_response()
+}
+
+/// What the emulator knows of a connection, for the events it sends.
+#[derive(Clone)]
+struct Connection {
+    id: String,
+    connected_at: i64,
+    source_ip: String,
+    user_agent: Option<String>,
+    domain_name: String,
+}
+
+async fn upgrade(
+    State(emulator): State<Arc<Emulator>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response {
+    if !fastwebsockets::upgrade::is_upgrade_request(&request) {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            [(header::UPGRADE, "websocket")],
+            "this endpoint speaks WebSocket only",
+        )
+            .into_response();
+    }
+    if emulator.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
+    }
+    let headers = request.headers();
+    let connection = Connection {
+        id: random_id(),
+        connected_at: now_millis(),
+        source_ip: peer.ip().to_string(),
+        user_agent: header_text(headers, header::USER_AGENT),
+        domain_name: header_text(headers, header::HOST).unwrap_or_else(|| "localhost".into()),
+    };
+    let mut event = new_event(&connection, CONNECT, "CONNECT");
+    event.headers = request.headers().clone();
+    event.multi_value_headers = request.headers().clone();
+    if let Some(query) = request.uri().query() {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
+        let mut map = std::collections::HashMap::<String, Vec<String>>::new();
+        for (key, value) in pairs {
+            map.entry(key).or_default().push(value);
+        }
+        event.query_string_parameters = map.clone().into();
+        event.multi_value_query_string_parameters = map.into();
+    }
+
+    let accepted = super::handle(&emulator.state, event).await;
+    if !(200..300).contains(&accepted.status_code) {
+        let status = u16::try_from(accepted.status_code)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or(StatusCode::FORBIDDEN);
+        return (status, "connection refused by $connect").into_response();
+    }
+    let Some(accept) = accept_key(request.headers()) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "WebSocket handshake needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13",
+        )
+            .into_response();
+    };
+    let upgraded = hyper::upgrade::on(&mut request);
+    let mut response = Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header(header::SEC_WEBSOCKET_ACCEPT, accept)
+        .body(axum::body::Body::empty())
+        .unwrap_or_default();
+    if let Some(protocol) = accepted.headers.get(header::SEC_WEBSOCKET_PROTOCOL) {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol.clone());
+    }
+    let tracked = emulator.clone();
+    tracked.connections.spawn(async move {
+        let (code, reason) = match upgraded.await {
+            Ok(upgraded) => run(&emulator, &connection, upgraded).await,
+            Err(err) => {
+                tracing::warn!(error = %err, "WebSocket upgrade failed");
+                (close::PROTOCOL_ERROR, "upgrade failed")
+            }
+        };
+        let mut event = new_event(&connection, DISCONNECT, "DISCONNECT");
+        event.request_context.disconnect_status_code = Some(i64::from(code));
+        event.request_context.disconnect_reason = Some(reason.to_owned());
+        super::handle(&emulator.state, event).await;
+    });
+    response
+}
+
+/// `Sec-WebSocket-Accept` for the request's key (RFC 6455 §4.2.2), if the handshake is one.
+fn accept_key(headers: &HeaderMap) -> Option<String> {
+    if headers.get(header::SEC_WEBSOCKET_VERSION)?.as_bytes() != b"13" {
+        return None;
+    }
+    let key = headers.get(header::SEC_WEBSOCKET_KEY)?;
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY);
+    digest.update(key.as_bytes());
+    digest.update(b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11");
+    Some(base64::engine::general_purpose::STANDARD.encode(digest.finish()))
+}
+
+/// A reply waiting for the socket, with its share of the connection's queue.
+struct Outgoing {
+    frame: Frame<'static>,
+    _room: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// The sending side of a connection: a queue bounded in bytes.
+#[derive(Clone)]
+struct Outbox {
+    frames: mpsc::UnboundedSender<Outgoing>,
+    room: Arc<Semaphore>,
+    send_timeout: Duration,
+}
+
+impl Outbox {
+    /// Queues a reply, waiting for room. False when the client has not made room for
+    /// `send_timeout` (it does not read), or the connection is gone.
+    async fn send(&self, text: String) -> bool {
+        let size = u32::try_from(text.len().clamp(1, MAX_QUEUED_BYTES)).unwrap_or(u32::MAX);
+        let room = match tokio::time::timeout(
+            self.send_timeout,
+            self.room.clone().acquire_many_owned(size),
+        )
+        .await
+        {
+            Ok(Ok(room)) => room,
+            _ => return false,
+        };
+        let frame = Frame::text(Payload::Owned(text.into_bytes()));
+        self.frames
+            .send(Outgoing {
+                frame,
+                _room: Some(room),
+            })
+            .is_ok()
+    }
+
+    /// A control frame (close, pong): small, and never waits for room.
+    fn control(&self, frame: Frame<'static>) {
+        let _ = self.frames.send(Outgoing { frame, _room: None });
+    }
+}
+
+/// Why the read loop stopped.
+enum Ending {
+    /// Send a close frame with this code and reason.
+    Close(u16, &'static str),
+    /// The client closed (its code), or the connection is gone: no close frame to send.
+    Gone(u16, &'static str),
+}
+
+type Socket = fastwebsockets::WebSocket<MaskChecked<TokioIo<hyper::upgrade::Upgraded>>>;
+
+/// One connection, from the handshake to the close. Returns the close code and reason.
+async fn run(
+    emulator: &Arc<Emulator>,
+    connection: &Connection,
+    upgraded: hyper::upgrade::Upgraded,
+) -> (u16, &'static str) {
+    let checked = MaskChecked::new(TokioIo::new(upgraded));
+    let unmasked = checked.unmasked.clone();
+    let mut socket: Socket =
+        fastwebsockets::WebSocket::after_handshake(checked, fastwebsockets::Role::Server);
+    // Control frames are answered here (after the payload is unmasked).
+    socket.set_auto_close(false);
+    socket.set_auto_pong(false);
+    // Single frames over the limit are refused before they are read (fastwebsockets refuses a
+    // frame of max_message_size bytes or more); fragmented messages are counted below.
+    socket.set_max_message_size(MAX_MESSAGE_BYTES + 1);
+    let (mut reader, mut writer) = socket.split(tokio::io::split);
+    let (frames, mut queued) = mpsc::unbounded_channel::<Outgoing>();
+    let outbox = Outbox {
+        frames,
+        room: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
+        send_timeout: emulator.send_timeout,
+    };
+    // Gone when the client stops reading for send_timeout: the read loop stops.
+    let stalled = CancellationToken::new();
+    let writing = tokio::spawn(async move {
+        while let Some(outgoing) = queued.recv().await {
+            let closing = outgoing.frame.opcode == OpCode::Close;
+            if writer.write_frame(outgoing.frame).await.is_err() || closing {
+                break;
+            }
+        }
+    });
+    let in_flight = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
+    let mut partial: Option<Vec<u8>> = None;
+    let started = Instant::now();
+    let mut obligated = |_frame: Frame<'_>| async { Ok::<(), WebSocketError>(()) };
+
+    let ending = loop {
+        let remaining = MAX_CONNECTION_DURATION.saturating_sub(started.elapsed());
+        let wait = emulator.idle_timeout.min(remaining);
+        let read = tokio::select! {
+            read = tokio::time::timeout(wait, reader.read_frame(&mut obligated)) => read,
+            () = emulator.shutdown.cancelled() => {
+                break Ending::Close(close::GOING_AWAY, "Going away: the server is stopping");
+            }
+            () = stalled.cancelled() => {
+                break Ending::Close(
+                    close::POLICY_VIOLATION,
+                    "Policy violation: the client does not read its replies",
+                );
+            }
+        };
+        let frame = match read {
+            Err(_) if remaining <= emulator.idle_timeout => {
+                break Ending::Close(close::GOING_AWAY, "Going away: connection duration limit");
+            }
+            Err(_) => break Ending::Close(close::GOING_AWAY, "Going away: idle timeout"),
+            Ok(Err(_)) if unmasked.load(Ordering::Relaxed) => {
+                break Ending::Close(
+                    close::PROTOCOL_ERROR,
+                    "Protocol error: client frames must be masked",
+                );
+            }
+            Ok(Err(WebSocketError::FrameTooLarge)) => {
+                break Ending::Close(close::MESSAGE_TOO_BIG, "Message too big");
+            }
+            Ok(Err(WebSocketError::InvalidUTF8)) => {
+                // RFC 6455 would fail the connection; this service answers with an error and
+                // keeps the connection usable, as for every other bad input.
+                let reply = protocol::refuse_invalid_utf8(&connection.id);
+                if !outbox.send(reply).await {
+                    break Ending::Gone(close::POLICY_VIOLATION, "Client does not read");
+                }
+                continue;
+            }
+            Ok(Err(WebSocketError::ConnectionClosed | WebSocketError::UnexpectedEOF)) => {
+                break Ending::Gone(close::GOING_AWAY, "Going away: connection lost");
+            }
+            Ok(Err(WebSocketError::IoError(_))) => {
+                break Ending::Gone(close::GOING_AWAY, "Going away: connection lost");
+            }
+            Ok(Err(err)) => {
+                tracing::debug!(connection_id = %loggable(&connection.id), error = %err, "WebSocket protocol error");
+                break Ending::Close(close::PROTOCOL_ERROR, "Protocol error");
+            }
+            Ok(Ok(frame)) => frame,
+        };
+        let message = match frame.opcode {
+            OpCode::Close => match frame.payload.len() {
+                0 => {
+                    outbox.control(Frame::close_raw(Vec::new().into()));
+                    break Ending::Gone(close::NORMAL, "Client closed");
+                }
+                1 => break Ending::Close(close::PROTOCOL_ERROR, "Protocol error: bad close frame"),
+                _ => {
+                    let code = close_code(&frame.payload);
+                    outbox.control(Frame::close(code, b""));
+                    break Ending::Gone(code, "Client closed");
+                }
+            },
+            OpCode::Binary => {
+                break Ending::Close(close::UNSUPPORTED_DATA, "Binary frames are not supported");
+            }
+            OpCode::Ping => {
+                outbox.control(Frame::pong(Payload::Owned(frame.payload.to_vec())));
+                continue;
+            }
+            OpCode::Pong => continue,
+            OpCode::Text if partial.is_some() => {
+                break Ending::Close(
+                    close::PROTOCOL_ERROR,
+                    "Protocol error: a new message began inside a fragmented one",
+                );
+            }
+            OpCode::Text if frame.fin => frame.payload.to_vec(),
+            OpCode::Text => {
+                partial = Some(frame.payload.to_vec());
+                continue;
+            }
+            OpCode::Continuation => {
+                let Some(buffer) = partial.as_mut() else {
+                    break Ending::Close(close::PROTOCOL_ERROR, "Unexpected continuation frame");
+                };
+                buffer.extend_from_slice(&frame.payload);
+                if buffer.len() > MAX_MESSAGE_BYTES {
+                    break Ending::Close(close::MESSAGE_TOO_BIG, "Message too big");
+                }
+                if !frame.fin {
+                    continue;
+                }
+                partial.take().unwrap_or_default()
+            }
+        };
+        let permit = tokio::select! {
+            permit = in_flight.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break Ending::Gone(close::GOING_AWAY, "Going away"),
+            },
+            () = stalled.cancelled() => {
+                break Ending::Close(
+                    close::POLICY_VIOLATION,
+                    "Policy violation: the client does not read its replies",
+                );
+            }
+        };
+        let emulator = emulator.clone();
+        let connection = connection.clone();
+        let outbox = outbox.clone();
+        let stalled = stalled.clone();
+        tokio::spawn(async move {
+            let response = deliver(&emulator.state, &connection, message).await;
+            if let Some(Body::Text(text)) = response.body
+                && !text.is_empty()
+                && !outbox.send(text).await
+            {
+                stalled.cancel();
+            }
+            drop(permit);
+        });
+    };
+    if let Ending::Close(close::POLICY_VIOLATION, _) = ending {
+        // The client takes nothing: drop what is queued (and its room), send nothing more.
+        writing.abort();
+    }
+    // In-flight messages finish first, so their replies go out before the close frame.
+    let _ = tokio::time::timeout(
+        emulator.send_timeout,
+        in_flight.acquire_many(MAX_IN_FLIGHT as u32),
+    )
+    .await;
+    let (code, reason) = match ending {
+        Ending::Close(code, reason) => {
+            outbox.control(Frame::close(code, reason.as_bytes()));
+            (code, reason)
+        }
+        Ending::Gone(code, reason) => (code, reason),
+    };
+    drop(outbox);
+    let _ = tokio::time::timeout(emulator.send_timeout, writing).await;
+    (code, reason)
+}
+
+/// A `$default` message event; text that is not UTF-8 is passed base64-encoded, as API Gateway
+/// does with bodies it cannot pass as text.
+async fn deliver(
+    state: &AppState,
+    connection: &Connection,
+    message: Vec<u8>,
+) -> ApiGatewayProxyResponse {
+    let mut event = new_event(connection, DEFAULT, "MESSAGE");
+    event.request_context.message_id = Some(sequence_id());
+    event.body = Some(match String::from_utf8(message) {
+        Ok(text) => text,
+        Err(err) => {
+            event.is_base64_encoded = true;
+            base64::engine::general_purpose::STANDARD.encode(err.into_bytes())
+        }
+    });
+    super::handle(state, event).await
+}
+
+fn close_code(payload: &[u8]) -> u16 {
+    match payload {
+        [high, low, ..] => u16::from_be_bytes([*high, *low]),
+        _ => close::NORMAL,
+    }
+}
+
+/// An event with the request context API Gateway fills in for every route.
+fn new_event(
+    connection: &Connection,
+    route_key: &str,
+    event_type: &str,
+) -> ApiGatewayWebsocketProxyRequest {
+    let now = chrono::Utc::now();
+    let mut event = ApiGatewayWebsocketProxyRequest::default();
+    let context = &mut event.request_context;
+    context.route_key = Some(route_key.to_owned());
+    context.event_type = Some(event_type.to_owned());
+    context.message_direction = Some("IN".into());
+    context.stage = Some(STAGE.into());
+    context.connected_at = connection.connected_at;
+    context.request_time_epoch = now.timestamp_millis();
+    context.request_time = Some(now.format("%d/%b/%Y:%H:%M:%S %z").to_string());
+    let request_id = sequence_id();
+    context.extended_request_id = Some(request_id.clone());
+    context.request_id = Some(request_id);
+    context.domain_name = Some(connection.domain_name.clone());
+    context.connection_id = Some(connection.id.clone());
+    context.apiid = Some("local".into());
+    context.identity.source_ip = Some(connection.source_ip.clone());
+    context.identity.user_agent = connection.user_agent.clone();
+    event
+}
+
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v: &HeaderValue| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A message or request id in API Gateway's style, unique within the process: a per-process
+/// random prefix and a counter (no system call per message).
+fn sequence_id() -> String {
+    use std::sync::LazyLock;
+    use std::sync::atomic::AtomicU64;
+    static PREFIX: LazyLock<[u8; 3]> = LazyLock::new(|| {
+        let id = random_id().into_bytes();
+        [id[0], id[1], id[2]]
+    });
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut bytes = [0u8; 11];
+    bytes[..3].copy_from_slice(&*PREFIX);
+    bytes[3..].copy_from_slice(&n.to_be_bytes());
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// A connection id in API Gateway's style: 11 random bytes, base64 (`L0SM9cOFvHcCIhw=`).
+fn random_id() -> String {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 11];
+    if ring::rand::SystemRandom::new().fill(&mut bytes).is_err() {
+        bytes[..8].copy_from_slice(&now_millis().to_be_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
