@@ -40,6 +40,7 @@ message = load("message.json")
 cold = load("coldstart.json")
 throughput = load("throughput.json")
 metrics = load("metrics.json")
+load_results = load("load.json")
 
 binary = "target/release/mcp-aws-tools"
 binary_bytes = os.path.getsize(binary)
@@ -67,6 +68,7 @@ report = {
     "coldstart": cold,
     "throughput": throughput,
     "metrics": metrics,
+    "load": load_results,
     "size": {
         "binary_bytes": binary_bytes,
         "stripped": stripped,
@@ -90,6 +92,15 @@ target("protocol-only message p50 in-process (ping, tools/list)", protocol_p50, 
 target("ping through serve, 0 errors", throughput["ping"]["messages_per_second"], 25000, "messages/s", lower_is_better=False)
 target("peak RSS in Lambda mode", cold["get_account_info"]["peak_rss_kb"]["max"] / 1024, 16.0, "MiB")
 target("stripped binary", binary_bytes / 1e6, 7.0, "MB")
+connections = load_results["connections"]
+target(
+    f"requests unanswered or answered twice, {connections['connections']:,} connections x {connections['messages_per_connection']} messages",
+    connections["missing"] + connections["duplicated"] + connections["unexpected"],
+    0,
+    "",
+)
+hostile = load_results["hostile"]
+target("serve peak RSS, 10 clients that do not read", hostile["rss_kb"]["peak"] / 1024, 64.0, "MiB")
 report["targets"] = [
     {"name": n, "value": v, "limit": l, "unit": u, "met": m} for n, v, l, u, m, _ in targets
 ]
@@ -158,6 +169,24 @@ for key, label in [("ping", "ping"), ("tools_call_mix", "tools/call: get_account
     w(f"| {label} | {t['messages']:,} | {fmt(t['seconds'])} | {fmt(t['messages_per_second'], 0)} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} | {t['errors']} |")
 w("")
 w(f"Peak RSS of `serve` after these runs: {fmt(throughput['serve_peak_rss_kb'] / 1024, 1)} MiB.")
+w("")
+w("## Load through `serve`")
+w("")
+c = load_results["connections"]
+w(f"{c['connections']:,} WebSocket connections at once, each sending {c['messages_per_connection']} mixed messages (ping, tools/list,")
+w("tool calls of each read-only tool, envelope requests, and bad requests that get errors), four in flight each.")
+w("")
+w("| requests | answered exactly once | unanswered | answered twice | wrong kind of answer | seconds | messages/s |")
+w("|---|---|---|---|---|---|---|")
+w(f"| {c['requests']:,} | {c['answered_once']:,} | {c['missing']} | {c['duplicated']} | {c['unexpected']} | {fmt(c['seconds'])} | {fmt(c['messages_per_second'], 0)} |")
+w("")
+h = load_results["hostile"]
+w(f"RSS of `serve` (MiB): before {fmt(c['rss_kb']['before'] / 1024, 1)}, peak {fmt(c['rss_kb']['peak'] / 1024, 1)}, after the connections closed "
+  f"{fmt(c['rss_kb']['after'] / 1024, 1)}.")
+w("")
+w(f"Ten clients that send {h['messages_sent']:,} messages in all (each a batch of 50 `tools/list`, a 128 KB answer) and never read:")
+w(f"{h['closed_with_1008']} of 10 closed with 1008 within {fmt(h['seconds_to_close_all'], 1)} s; RSS of `serve` (MiB): before "
+  f"{fmt(h['rss_kb']['before'] / 1024, 1)}, peak {fmt(h['rss_kb']['peak'] / 1024, 1)}, after {fmt(h['rss_kb']['after'] / 1024, 1)}.")
 w("")
 w("## Metrics overhead")
 w("")

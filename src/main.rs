@@ -3,12 +3,17 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use mcp_aws_tools::config::Config;
-use mcp_aws_tools::gateway::{self, emulator};
+use mcp_aws_tools::gateway;
 use mcp_aws_tools::logging::{self, Output};
 use mcp_aws_tools::state::AppState;
+
+/// In builds with `serve`: jemalloc, which gives memory back to the system after a burst of
+/// connections, where glibc's allocator keeps it. Lambda builds keep the system allocator.
+#[cfg(feature = "serve")]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 const USAGE: &str = "\
 AWS identity tools for AI assistants over MCP, as an AWS Lambda behind an API Gateway WebSocket
@@ -91,7 +96,11 @@ fn main() -> ExitCode {
         Command::Lambda | Command::Invoke { .. } => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
-        _ => tokio::runtime::Builder::new_multi_thread()
+        #[cfg(feature = "serve")]
+        Command::Serve { .. } => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+        _ => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build(),
     };
@@ -154,6 +163,15 @@ async fn lambda(config: Config) -> ExitCode {
     }
 }
 
+#[cfg(not(feature = "serve"))]
+async fn serve(_config: Config, _addr: &str) -> ExitCode {
+    eprintln!(
+        "mcp-aws-tools: this build has no serve: it was built without the serve feature (a Lambda build)"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "serve")]
 async fn serve(config: Config, addr: &str) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
@@ -162,14 +180,14 @@ async fn serve(config: Config, addr: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = Arc::new(AppState::new(config).await);
+    let state = std::sync::Arc::new(AppState::new(config).await);
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| addr.to_owned());
     tracing::info!(address = %local, url = %format!("ws://{local}/ws"), "serving");
     let publisher = state.start_metrics();
-    let served = emulator::serve(listener, state, shutdown_signal()).await;
+    let served = gateway::emulator::serve(listener, state, shutdown_signal()).await;
     if let Some(publisher) = publisher {
         publisher.shutdown().await;
     }
@@ -217,6 +235,7 @@ async fn invoke(mut config: Config, file: &PathBuf) -> ExitCode {
 }
 
 /// Ctrl-C or SIGTERM.
+#[cfg(feature = "serve")]
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]

@@ -494,12 +494,12 @@ async fn clients_that_do_not_read_are_closed_and_memory_stays_bounded() {
                         break;
                     }
                 }
+                raw
             })
         })
         .collect();
-    for client in hostile {
-        client.join().unwrap();
-    }
+    // They stay connected, never reading, until the server closes them.
+    let _held: Vec<RawWs> = hostile.into_iter().map(|c| c.join().unwrap()).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let closed = server
@@ -519,13 +519,21 @@ async fn clients_that_do_not_read_are_closed_and_memory_stays_bounded() {
     // The well-behaved connection was served throughout.
     still_usable(&mut ws).await;
     let peak_kb = server.peak_rss_kb();
-    let after_kb = support::rss_kb(server.pid());
-    eprintln!("idle {idle_kb} kB, peak {peak_kb} kB, after {after_kb} kB");
     assert!(peak_kb < 64 * 1024, "peak RSS {peak_kb} kB");
-    assert!(
-        after_kb < idle_kb + 16 * 1024,
-        "RSS {after_kb} kB after the clients went, {idle_kb} kB before"
-    );
+    // The allocator gives freed memory back within seconds (jemalloc's decay is 10 s).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    loop {
+        let after_kb = support::rss_kb(server.pid());
+        if after_kb < idle_kb + 8 * 1024 {
+            eprintln!("idle {idle_kb} kB, peak {peak_kb} kB, after {after_kb} kB");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "RSS {after_kb} kB after the clients went, {idle_kb} kB before (peak {peak_kb} kB)"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 /// A refusal promises a retry delay; a retry after that delay is admitted, and no refusal

@@ -111,6 +111,7 @@ async fn dispatch(
     state.metrics.note_invocation();
     let request: LambdaRequest =
         serde_path_to_error::deserialize(payload).map_err(EventError::from)?;
+    check_http(&request)?;
     let mut adapter =
         lambda_http::Adapter::from(service_fn(|request: lambda_http::Request| async move {
             Ok::<_, Infallible>(super::http::respond(
@@ -212,6 +213,81 @@ pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyReques
     Ok(serde_path_to_error::deserialize(payload)?)
 }
 
+/// What lambda_http turns into the request's URI (`{x-forwarded-proto}://{host}{path}`), and
+/// unwraps: checked first, so that an odd event is an error instead of a panic.
+fn check_http(request: &LambdaRequest) -> Result<(), EventError> {
+    let (headers, domain, path) = match request {
+        LambdaRequest::ApiGatewayV2(event) => (
+            &event.headers,
+            event.request_context.domain_name.as_deref(),
+            event.raw_path.as_deref(),
+        ),
+        LambdaRequest::ApiGatewayV1(event) => (
+            &event.headers,
+            event.request_context.domain_name.as_deref(),
+            event.path.as_deref(),
+        ),
+        _ => return Ok(()),
+    };
+    let wrong = |path: &str, expected: &str| {
+        Err(EventError::WrongType(path.to_owned(), expected.to_owned()))
+    };
+    match headers.get(::http::header::HOST).map(|h| h.to_str()) {
+        Some(Ok(host)) if !is_host(host) => return wrong("headers.host", "expected a host name"),
+        Some(Err(_)) => return wrong("headers.host", "expected a host name"),
+        Some(Ok(_)) => {}
+        None => {
+            if domain.is_some_and(|d| !is_host(d)) {
+                return wrong("requestContext.domainName", "expected a host name");
+            }
+        }
+    }
+    if let Some(proto) = headers.get("x-forwarded-proto")
+        && !matches!(proto.to_str(), Ok("http" | "https"))
+    {
+        return wrong("headers.x-forwarded-proto", "expected http or https");
+    }
+    if path.is_some_and(|p| !p.is_empty() && !p.starts_with('/')) {
+        return wrong("rawPath", "expected a path starting with /");
+    }
+    Ok(())
+}
+
+/// A host name or address, with an optional port: what a URL's authority may hold.
+fn is_host(host: &str) -> bool {
+    let (name_ok, port) = match host.strip_prefix('[') {
+        // An IPv6 address: `[::1]` or `[::1]:8000`.
+        Some(rest) => match rest.split_once(']') {
+            Some((address, after)) => (
+                !address.is_empty()
+                    && address
+                        .chars()
+                        .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.'),
+                after,
+            ),
+            None => return false,
+        },
+        None => {
+            let (name, after) = match host.split_once(':') {
+                Some((name, port)) => (name, &host[name.len()..][..port.len() + 1]),
+                None => (host, ""),
+            };
+            let ok = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            (ok, after)
+        }
+    };
+    let port_ok = match port.strip_prefix(':') {
+        Some(digits) => {
+            (1..=5).contains(&digits.len()) && digits.chars().all(|c| c.is_ascii_digit())
+        }
+        None => port.is_empty(),
+    };
+    name_ok && port_ok
+}
+
 /// WebSocket events carry a connection id and an event type (CONNECT, MESSAGE, DISCONNECT);
 /// HTTP API and Function URL events carry `requestContext.http`, REST API events an
 /// `httpMethod`.
@@ -248,6 +324,48 @@ mod tests {
                 .starts_with("requestContext.identity.sourceIp has the wrong type"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn hosts() {
+        for good in [
+            "a1b2.execute-api.us-east-1.amazonaws.com",
+            "localhost:8000",
+            "127.0.0.1",
+            "[::1]:9",
+            "xn--bcher-kva.example",
+        ] {
+            assert!(is_host(good), "{good}");
+        }
+        for bad in [
+            "",
+            "a%b.com",
+            "a b",
+            "host#",
+            "x:",
+            "x:99999999",
+            "[zz]",
+            "a/b",
+        ] {
+            assert!(!is_host(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn odd_http_events_are_errors_not_panics() {
+        let event = |host: &str| {
+            json!({"version": "2.0", "rawPath": "/api/metrics", "headers": {"host": host},
+                "requestContext": {"http": {"method": "GET", "path": "/api/metrics"}, "domainName": "x"}})
+        };
+        let request: LambdaRequest = serde_json::from_value(event("a%b")).unwrap();
+        assert!(
+            check_http(&request)
+                .unwrap_err()
+                .to_string()
+                .starts_with("headers.host")
+        );
+        let request: LambdaRequest = serde_json::from_value(event("api.example.com")).unwrap();
+        assert!(check_http(&request).is_ok());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! response body (the `$default` route has a route response). The same function serves Lambda
 //! ([`lambda`]), the local emulator ([`emulator`]) and `invoke`.
 
+#[cfg(feature = "serve")]
 pub mod emulator;
 pub mod http;
 pub mod lambda;

@@ -227,6 +227,9 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
     Some(base64::engine::general_purpose::STANDARD.encode(digest.finish()))
 }
 
+const NOT_READING: &str = "Policy violation: the client does not read its replies";
+const CONNECTION_LOST: &str = "Going away: connection lost";
+
 /// A reply waiting for the socket, with its share of the connection's queue.
 struct Outgoing {
     frame: Frame<'static>,
@@ -241,10 +244,19 @@ struct Outbox {
     send_timeout: Duration,
 }
 
+/// What became of a reply handed to the [`Outbox`].
+#[derive(Debug, PartialEq, Eq)]
+enum Sent {
+    Queued,
+    /// The client made no room for `send_timeout`: it does not read its replies.
+    Stalled,
+    /// The connection is gone: nothing more can be sent.
+    Gone,
+}
+
 impl Outbox {
-    /// Queues a reply, waiting for room. False when the client has not made room for
-    /// `send_timeout` (it does not read), or the connection is gone.
-    async fn send(&self, text: String) -> bool {
+    /// Queues a reply, waiting for room.
+    async fn send(&self, text: String) -> Sent {
         let size = u32::try_from(text.len().clamp(1, MAX_QUEUED_BYTES)).unwrap_or(u32::MAX);
         let room = match tokio::time::timeout(
             self.send_timeout,
@@ -253,15 +265,20 @@ impl Outbox {
         .await
         {
             Ok(Ok(room)) => room,
-            _ => return false,
+            Ok(Err(_)) => return Sent::Gone,
+            Err(_) if self.frames.is_closed() => return Sent::Gone,
+            Err(_) => return Sent::Stalled,
         };
         let frame = Frame::text(Payload::Owned(text.into_bytes()));
-        self.frames
-            .send(Outgoing {
-                frame,
-                _room: Some(room),
-            })
-            .is_ok()
+        let queued = self.frames.send(Outgoing {
+            frame,
+            _room: Some(room),
+        });
+        if queued.is_ok() {
+            Sent::Queued
+        } else {
+            Sent::Gone
+        }
     }
 
     /// A control frame (close, pong): small, and never waits for room.
@@ -303,8 +320,10 @@ async fn run(
         room: Arc::new(Semaphore::new(MAX_QUEUED_BYTES)),
         send_timeout: emulator.send_timeout,
     };
-    // Gone when the client stops reading for send_timeout: the read loop stops.
+    // When a reply cannot be sent, the read loop stops: the client does not read (stalled),
+    // or the connection is gone.
     let stalled = CancellationToken::new();
+    let gone = CancellationToken::new();
     let writing = tokio::spawn(async move {
         while let Some(outgoing) = queued.recv().await {
             let closing = outgoing.frame.opcode == OpCode::Close;
@@ -326,12 +345,8 @@ async fn run(
             () = emulator.shutdown.cancelled() => {
                 break Ending::Close(close::GOING_AWAY, "Going away: the server is stopping");
             }
-            () = stalled.cancelled() => {
-                break Ending::Close(
-                    close::POLICY_VIOLATION,
-                    "Policy violation: the client does not read its replies",
-                );
-            }
+            () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
+            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
         };
         let frame = match read {
             Err(_) if remaining <= emulator.idle_timeout => {
@@ -351,17 +366,17 @@ async fn run(
                 // RFC 6455 would fail the connection; this service answers with an error and
                 // keeps the connection usable, as for every other bad input.
                 let reply = protocol::refuse_invalid_utf8(&connection.id);
-                if !outbox.send(reply).await {
-                    break Ending::Gone(close::POLICY_VIOLATION, "Client does not read");
+                match outbox.send(reply).await {
+                    Sent::Queued => continue,
+                    Sent::Stalled => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
+                    Sent::Gone => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
                 }
-                continue;
             }
-            Ok(Err(WebSocketError::ConnectionClosed | WebSocketError::UnexpectedEOF)) => {
-                break Ending::Gone(close::GOING_AWAY, "Going away: connection lost");
-            }
-            Ok(Err(WebSocketError::IoError(_))) => {
-                break Ending::Gone(close::GOING_AWAY, "Going away: connection lost");
-            }
+            Ok(Err(
+                WebSocketError::ConnectionClosed
+                | WebSocketError::UnexpectedEOF
+                | WebSocketError::IoError(_),
+            )) => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
             Ok(Err(err)) => {
                 tracing::debug!(connection_id = %loggable(&connection.id), error = %err, "WebSocket protocol error");
                 break Ending::Close(close::PROTOCOL_ERROR, "Protocol error");
@@ -419,24 +434,23 @@ async fn run(
                 Ok(permit) => permit,
                 Err(_) => break Ending::Gone(close::GOING_AWAY, "Going away"),
             },
-            () = stalled.cancelled() => {
-                break Ending::Close(
-                    close::POLICY_VIOLATION,
-                    "Policy violation: the client does not read its replies",
-                );
-            }
+            () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
+            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
         };
         let emulator = emulator.clone();
         let connection = connection.clone();
         let outbox = outbox.clone();
-        let stalled = stalled.clone();
+        let (stalled, gone) = (stalled.clone(), gone.clone());
         tokio::spawn(async move {
             let response = deliver(&emulator.state, &connection, message).await;
             if let Some(Body::Text(text)) = response.body
                 && !text.is_empty()
-                && !outbox.send(text).await
             {
-                stalled.cancel();
+                match outbox.send(text).await {
+                    Sent::Queued => {}
+                    Sent::Stalled => stalled.cancel(),
+                    Sent::Gone => gone.cancel(),
+                }
             }
             drop(permit);
         });
