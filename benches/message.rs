@@ -68,11 +68,14 @@ fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let runtime = support::bench_runtime();
     let moto = support::Moto::start();
-    let state = runtime.block_on(AppState::new(config(&moto.url)));
+    let state = runtime
+        .block_on(AppState::new(config(&moto.url)))
+        .expect("state");
     let messages = messages();
+    let origin = mcp_aws_tools::session::Origin::connection("bench");
     for (name, body) in &messages {
         let reply = runtime
-            .block_on(protocol::handle(&state, "bench", body))
+            .block_on(protocol::handle(&state, &origin, body))
             .expect("a reply");
         let reply: Value = serde_json::from_str(&reply).expect("JSON");
         let failed = reply.get("error").is_some()
@@ -81,7 +84,7 @@ fn main() {
         assert!(!failed, "{name}: {reply}");
     }
     let cached = runtime
-        .block_on(protocol::handle(&state, "bench", &messages[3].1))
+        .block_on(protocol::handle(&state, &origin, &messages[3].1))
         .unwrap_or_default();
     assert!(
         cached.contains("\\\"cached\\\":true"),
@@ -100,7 +103,7 @@ fn main() {
         for (name, body) in &messages {
             group.bench_function(*name, |b| {
                 b.to_async(&runtime)
-                    .iter(|| protocol::handle(&state, "bench", body));
+                    .iter(|| protocol::handle(&state, &origin, body));
             });
         }
         group.finish();
@@ -115,7 +118,7 @@ fn main() {
             let mut samples = Vec::with_capacity(iterations);
             for _ in 0..iterations {
                 let started = Instant::now();
-                let reply = protocol::handle(&state, "bench", body).await;
+                let reply = protocol::handle(&state, &origin, body).await;
                 samples.push(started.elapsed());
                 std::hint::black_box(reply);
             }

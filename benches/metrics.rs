@@ -55,12 +55,15 @@ fn main() {
         .expect("runtime");
     let results = runtime.block_on(async move {
         let stand_in = cloudwatch::CloudWatch::start().await;
-        let off = AppState::new(config(&[("METRICS_SINK", "off")])).await;
+        let off = AppState::new(config(&[("METRICS_SINK", "off")]))
+            .await
+            .expect("state");
         let on = AppState::new(config(&[
             ("METRICS_SINK", "cloudwatch"),
             ("AWS_ENDPOINT_URL_CLOUDWATCH", &stand_in.url),
         ]))
-        .await;
+        .await
+        .expect("state");
         let publisher = on.start_metrics().expect("publisher");
         let message = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
             "params": {"name": "aws_get_credentials", "arguments": {}}})
@@ -69,7 +72,7 @@ fn main() {
 
         for state in [&off, &on] {
             for _ in 0..1000 {
-                protocol::handle(state, "warm-up", &message).await;
+                protocol::handle(state, &mcp_aws_tools::session::Origin::connection("warm-up"), &message).await;
             }
         }
         let mut samples_off = Vec::with_capacity(calls);
@@ -79,7 +82,7 @@ fn main() {
             for (state, samples) in [(&off, &mut samples_off), (&on, &mut samples_on)] {
                 for _ in 0..1000 {
                     let started = Instant::now();
-                    let reply = protocol::handle(state, "bench", &message).await;
+                    let reply = protocol::handle(state, &mcp_aws_tools::session::Origin::connection("bench"), &message).await;
                     samples.push(started.elapsed());
                     assert!(reply.is_some_and(|r| r.contains("\"isError\":false")));
                 }

@@ -31,6 +31,23 @@ pub struct Config {
     /// Set when running in AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME`).
     pub lambda_function_name: Option<String>,
     pub metrics: MetricsConfig,
+    pub sessions: SessionConfig,
+}
+
+/// Where connection state lives, and how its secrets are sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// `SESSION_TABLE`: a DynamoDB table shared by every instance; unset, state is in memory.
+    pub table: Option<String>,
+    /// `KMS_KEY_ID`: the KMS key of envelope encryption; unset, a key made at start.
+    pub kms_key_id: Option<String>,
+    /// `AWS_ENDPOINT_URL_DYNAMODB`, else `AWS_ENDPOINT_URL`.
+    pub dynamodb_endpoint_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_KMS`, else `AWS_ENDPOINT_URL`.
+    pub kms_endpoint_url: Option<String>,
+    /// How long an `environment_id` stays valid (`ENVIRONMENT_TTL_SECS`, default 7,200: a
+    /// WebSocket connection's longest life).
+    pub environment_ttl: Duration,
 }
 
 /// Where tool-call metrics are published.
@@ -142,6 +159,23 @@ impl Config {
         };
         let sts_endpoint_url = endpoint("AWS_ENDPOINT_URL_STS")?;
         let lambda_function_name = vars.string("AWS_LAMBDA_FUNCTION_NAME")?;
+        let sessions = SessionConfig {
+            table: vars.string("SESSION_TABLE")?,
+            kms_key_id: vars.string("KMS_KEY_ID")?,
+            dynamodb_endpoint_url: endpoint("AWS_ENDPOINT_URL_DYNAMODB")?,
+            kms_endpoint_url: endpoint("AWS_ENDPOINT_URL_KMS")?,
+            environment_ttl: Duration::from_secs(vars.positive("ENVIRONMENT_TTL_SECS", 7200)?),
+        };
+        if lambda_function_name.is_some()
+            && sessions.table.is_some()
+            && sessions.kms_key_id.is_none()
+        {
+            // Each instance would seal with a key of its own, and no other could open it.
+            return Err(ConfigError {
+                variable: "KMS_KEY_ID",
+                reason: "must be set with SESSION_TABLE in Lambda: instances share sealed secrets through KMS".into(),
+            });
+        }
         let metrics = MetricsConfig {
             sink: match vars
                 .string("METRICS_SINK")?
@@ -211,6 +245,7 @@ impl Config {
             ),
             lambda_function_name,
             metrics,
+            sessions,
         })
     }
 }
@@ -379,6 +414,27 @@ mod tests {
             Some("http://cw")
         );
         assert_eq!(c.aws.sts_endpoint_url.as_deref(), Some("http://global"));
+    }
+
+    #[test]
+    fn session_store_settings() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.sessions.table, None);
+        assert_eq!(c.sessions.environment_ttl, Duration::from_secs(7200));
+        let c = config(&[
+            ("SESSION_TABLE", "sessions"),
+            ("AWS_ENDPOINT_URL", "http://global"),
+            ("AWS_ENDPOINT_URL_KMS", "http://kms"),
+        ])
+        .unwrap();
+        assert_eq!(c.sessions.table.as_deref(), Some("sessions"));
+        assert_eq!(
+            c.sessions.dynamodb_endpoint_url.as_deref(),
+            Some("http://global")
+        );
+        assert_eq!(c.sessions.kms_endpoint_url.as_deref(), Some("http://kms"));
+        let err = config(&[("SESSION_TABLE", "t"), ("AWS_LAMBDA_FUNCTION_NAME", "f")]).unwrap_err();
+        assert_eq!(err.variable, "KMS_KEY_ID");
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! lives in [`state::AppState`], configured from the environment by [`config`]. Every tool call
 //! is counted and timed by [`metrics`], which publishes off the reply path.
 
+// The futures of a tool call nest deeply (the Lambda runtime, the handler, the tool, the SDK's
+// orchestrator); computing their layout needs more than the default depth.
+#![recursion_limit = "256"]
+
 pub mod aws;
 pub mod config;
 pub mod gateway;

@@ -20,9 +20,12 @@ AWS identity tools for AI assistants over MCP, as an AWS Lambda behind an API Ga
 API. Started by Lambda (AWS_LAMBDA_RUNTIME_API set) with no command, it runs the Lambda runtime.
 
 Usage:
-  mcp-aws-tools serve [--addr HOST:PORT]   serve the WebSocket API on ws://HOST:PORT/ws, as API
+  mcp-aws-tools serve [--addr HOST:PORT] [--instances N]
+                                           serve the WebSocket API on ws://HOST:PORT/ws, as API
                                            Gateway would in front of the Lambda (default
-                                           127.0.0.1:8000)
+                                           127.0.0.1:8000); with N instances of the function
+                                           sharing only the session store, each message handed
+                                           to one at random
   mcp-aws-tools invoke FILE                run one API Gateway WebSocket event (a JSON file, - for
                                            stdin) through the handler and print the response
   mcp-aws-tools --help | --version";
@@ -30,7 +33,7 @@ Usage:
 #[derive(Debug)]
 enum Command {
     Lambda,
-    Serve { addr: String },
+    Serve { addr: String, instances: usize },
     Invoke { file: PathBuf },
     Help,
     Version,
@@ -61,17 +64,28 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
         [flag] if flag == "--version" || flag == "-V" => Ok(Command::Version),
         [command, rest @ ..] if command == "serve" => {
             let mut addr = "127.0.0.1:8000".to_owned();
+            let mut instances = 1;
             let mut rest = rest.iter();
+            let count = |text: &str| match text.parse::<usize>() {
+                Ok(n @ 1..=64) => Ok(n),
+                _ => Err("--instances needs a number from 1 to 64".to_owned()),
+            };
             while let Some(arg) = rest.next() {
                 match arg.as_str() {
                     "--addr" => addr = rest.next().ok_or("--addr needs HOST:PORT")?.clone(),
                     other if other.starts_with("--addr=") => {
                         addr = other["--addr=".len()..].to_owned()
                     }
+                    "--instances" => {
+                        instances = count(rest.next().ok_or("--instances needs a number")?)?
+                    }
+                    other if other.starts_with("--instances=") => {
+                        instances = count(&other["--instances=".len()..])?
+                    }
                     other => return Err(format!("serve: unexpected argument '{other}'")),
                 }
             }
-            Ok(Command::Serve { addr })
+            Ok(Command::Serve { addr, instances })
         }
         [command, ..] if command == "invoke" => {
             Err("invoke takes one FILE (or - for stdin)".into())
@@ -134,7 +148,7 @@ async fn run(command: Command) -> ExitCode {
         }
     };
     match command {
-        Command::Serve { addr } => serve(config, &addr).await,
+        Command::Serve { addr, instances } => serve(config, &addr, instances).await,
         Command::Invoke { file } => invoke(config, &file).await,
         Command::Lambda if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
             lambda(config).await
@@ -149,7 +163,13 @@ async fn run(command: Command) -> ExitCode {
 }
 
 async fn lambda(config: Config) -> ExitCode {
-    let state = AppState::new(config).await;
+    let state = match AppState::new(config).await {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("mcp-aws-tools: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     if let Some(publisher) = state.start_metrics() {
         // Publish what is left when Lambda shuts the environment down.
         gateway::lambda::on_shutdown(move || publisher.shutdown()).await;
@@ -164,7 +184,7 @@ async fn lambda(config: Config) -> ExitCode {
 }
 
 #[cfg(not(feature = "serve"))]
-async fn serve(_config: Config, _addr: &str) -> ExitCode {
+async fn serve(_config: Config, _addr: &str, _instances: usize) -> ExitCode {
     eprintln!(
         "mcp-aws-tools: this build has no serve: it was built without the serve feature (a Lambda build)"
     );
@@ -172,7 +192,7 @@ async fn serve(_config: Config, _addr: &str) -> ExitCode {
 }
 
 #[cfg(feature = "serve")]
-async fn serve(config: Config, addr: &str) -> ExitCode {
+async fn serve(config: Config, addr: &str, instances: usize) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -180,14 +200,28 @@ async fn serve(config: Config, addr: &str) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = std::sync::Arc::new(AppState::new(config).await);
+    let states = match AppState::instances(config, instances).await {
+        Ok(states) => states,
+        Err(err) => {
+            eprintln!("mcp-aws-tools: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_else(|_| addr.to_owned());
-    tracing::info!(address = %local, url = %format!("ws://{local}/ws"), "serving");
-    let publisher = state.start_metrics();
-    let served = gateway::emulator::serve(listener, state, shutdown_signal()).await;
+    tracing::info!(
+        address = %local,
+        url = %format!("ws://{local}/ws"),
+        instances,
+        session_store = states[0].sessions.store().name(),
+        "serving"
+    );
+    // The instances share the metrics: one publisher.
+    let publisher = states[0].start_metrics();
+    let states = states.into_iter().map(std::sync::Arc::new).collect();
+    let served = gateway::emulator::serve(listener, states, shutdown_signal()).await;
     if let Some(publisher) = publisher {
         publisher.shutdown().await;
     }
@@ -218,7 +252,13 @@ async fn invoke(mut config: Config, file: &PathBuf) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let state = AppState::new(config).await;
+    let state = match AppState::new(config).await {
+        Ok(state) => state,
+        Err(err) => {
+            eprintln!("mcp-aws-tools: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
     match gateway::invoke(&state, &event).await {
         Ok(response) => {
             println!("{response}");
@@ -269,13 +309,13 @@ mod tests {
     fn commands() {
         assert!(matches!(parse(&args(&[])), Ok(Command::Lambda)));
         assert!(
-            matches!(parse(&args(&["serve"])), Ok(Command::Serve { addr }) if addr == "127.0.0.1:8000")
+            matches!(parse(&args(&["serve"])), Ok(Command::Serve { addr, instances: 1 }) if addr == "127.0.0.1:8000")
         );
         assert!(
-            matches!(parse(&args(&["serve", "--addr", "0.0.0.0:9"])), Ok(Command::Serve { addr }) if addr == "0.0.0.0:9")
+            matches!(parse(&args(&["serve", "--addr", "0.0.0.0:9", "--instances", "3"])), Ok(Command::Serve { addr, instances: 3 }) if addr == "0.0.0.0:9")
         );
         assert!(
-            matches!(parse(&args(&["serve", "--addr=[::1]:9"])), Ok(Command::Serve { addr }) if addr == "[::1]:9")
+            matches!(parse(&args(&["serve", "--addr=[::1]:9", "--instances=2"])), Ok(Command::Serve { addr, instances: 2 }) if addr == "[::1]:9")
         );
         assert!(
             matches!(parse(&args(&["invoke", "-"])), Ok(Command::Invoke { file }) if file.as_os_str() == "-")
@@ -297,6 +337,11 @@ mod tests {
                 .contains("HOST:PORT")
         );
         assert!(parse(&args(&["invoke"])).unwrap_err().contains("FILE"));
+        assert!(
+            parse(&args(&["serve", "--instances", "0"]))
+                .unwrap_err()
+                .contains("1 to 64")
+        );
         assert!(parse(&args(&["deploy"])).unwrap_err().contains("deploy"));
     }
 

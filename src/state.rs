@@ -1,13 +1,21 @@
 //! [`AppState`]: everything built once at start-up and borrowed by every message.
+//!
+//! One `AppState` is one instance of the function: its caches (credentials, identities,
+//! profiles, the tool-call buckets) are its own. What instances share is the session store, and
+//! with it the only state a connection has beyond one message; `serve --instances N` builds N
+//! of them over one store, as Lambda runs N environments over one table.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
-
-use std::sync::Arc;
+use ring::aead::LessSafeKey;
 
 use crate::aws::OnFirstUse;
 use crate::aws::credentials::CredentialResolver;
@@ -18,7 +26,10 @@ use crate::metrics::Recorder;
 use crate::metrics::cloudwatch::CloudWatchSink;
 use crate::metrics::emf::EmfSink;
 use crate::metrics::publisher::{Publisher, Sink};
-use crate::session::Sessions;
+use crate::session::dynamodb::DynamoStore;
+use crate::session::memory::MemoryStore;
+use crate::session::seal::{Kms, SealError, Sealer};
+use crate::session::{SessionStore, Sessions};
 
 pub struct AppState {
     pub config: Config,
@@ -28,73 +39,114 @@ pub struct AppState {
     pub sessions: Sessions,
     pub metrics: Arc<Recorder>,
     metrics_sink: Option<Sink>,
+    /// Which instance this is (`serve --instances N`; 0 otherwise), for the log.
+    pub instance: usize,
 }
 
+/// The AWS side of one instance: the SDK configuration its clients are made from.
+struct Aws {
+    sdk_config: SdkConfig,
+    provider_config: ProviderConfig,
+}
+
+/// What the instances of one process share.
+struct Shared {
+    store: Arc<SessionStore>,
+    /// The sealing key when KMS is not used: one per process.
+    local_key: Arc<LessSafeKey>,
+    metrics: Arc<Recorder>,
+    metrics_sink: Option<Sink>,
+}
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start: {0}")]
+pub struct StartError(#[from] SealError);
+
 impl AppState {
-    /// Builds the HTTP client, the SDK configuration and the AWS clients' configurations. Nothing
-    /// here touches the network or loads TLS roots: the clients are built on first use.
-    pub async fn new(config: Config) -> Self {
-        let http_client = https_client();
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(config.connect_timeout)
-            .operation_attempt_timeout(config.operation_timeout)
-            .operation_timeout(config.operation_timeout)
-            .build();
-        let region = Region::new(
-            config
-                .aws
-                .effective_region()
-                .unwrap_or(FALLBACK_REGION)
-                .to_owned(),
-        );
-        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client.clone())
-            .timeout_config(timeouts.clone())
-            .retry_config(retries(config.operation_timeout))
-            .region(region.clone())
-            // Credentials come from CredentialResolver (per call for STS, the process's own for
-            // CloudWatch); the loader's default chain would build an instance-metadata client at
-            // start-up, and with it load the TLS roots.
-            .no_credentials()
-            .load()
-            .await;
-        let provider_config = ProviderConfig::without_region()
-            .with_http_client(http_client)
-            .with_timeout_config(timeouts)
-            .with_retry_config(retries(config.operation_timeout))
-            .with_region(Some(region));
-        let credentials = CredentialResolver::new(
-            provider_config,
+    /// One instance. Nothing here touches the network or loads TLS roots: AWS clients are built
+    /// on first use.
+    pub async fn new(config: Config) -> Result<Self, StartError> {
+        let mut instances = Self::instances(config, 1).await?;
+        Ok(instances.remove(0))
+    }
+
+    /// `n` instances sharing the session store (and, without KMS, the sealing key and the
+    /// metrics).
+    pub async fn instances(config: Config, n: usize) -> Result<Vec<Self>, StartError> {
+        let first_aws = Aws::new(&config).await;
+        let first_credentials = CredentialResolver::new(
+            first_aws.provider_config.clone(),
             &config.aws,
             config.lambda_function_name.is_some(),
         );
+        let shared = Shared::new(&config, &first_aws, first_credentials.own())?;
+        let mut instances = Vec::with_capacity(n);
+        let mut first = Some((first_aws, first_credentials));
+        for instance in 0..n.max(1) {
+            let (aws, credentials) = match first.take() {
+                Some(first) => first,
+                None => {
+                    let aws = Aws::new(&config).await;
+                    let credentials = CredentialResolver::new(
+                        aws.provider_config.clone(),
+                        &config.aws,
+                        config.lambda_function_name.is_some(),
+                    );
+                    (aws, credentials)
+                }
+            };
+            instances.push(Self::build(
+                config.clone(),
+                aws,
+                credentials,
+                &shared,
+                instance,
+            ));
+        }
+        Ok(instances)
+    }
+
+    fn build(
+        config: Config,
+        aws: Aws,
+        credentials: CredentialResolver,
+        shared: &Shared,
+        instance: usize,
+    ) -> Self {
         let sts = Sts::new(
-            sts_client(&sdk_config, config.aws.sts_endpoint_url.as_deref()),
+            sts_client(&aws.sdk_config, config.aws.sts_endpoint_url.as_deref()),
             config.identity_cache_ttl,
         );
-        let sessions = Sessions::new(config.rate_limits, config.idle_timeout);
-        let metrics_config = &config.metrics;
-        let metrics = Arc::new(Recorder::new(
-            metrics_config.flush_max_calls,
-            metrics_config.sink.as_str(),
-            metrics_config.namespace.clone(),
-        ));
-        let metrics_sink = match metrics_config.sink {
-            MetricsSink::Off => None,
-            MetricsSink::Emf => Some(Sink::Emf(EmfSink::new(metrics_config.namespace.clone()))),
-            MetricsSink::CloudWatch => Some(Sink::CloudWatch(CloudWatchSink::new(
-                cloudwatch_client(&sdk_config, &config, credentials.own()),
-                metrics_config.namespace.clone(),
-            ))),
+        let function = config
+            .lambda_function_name
+            .clone()
+            .unwrap_or_else(|| "local".to_owned());
+        // With KMS each instance has data keys of its own, as each Lambda environment does.
+        let sealer = match &config.sessions.kms_key_id {
+            Some(key_id) => Sealer::kms(Kms::new(
+                kms_client(&aws.sdk_config, &config, credentials.own()),
+                key_id.clone(),
+                &function,
+            )),
+            None => Sealer::local(shared.local_key.clone()),
         };
+        let sessions = Sessions::new(
+            shared.store.clone(),
+            Arc::new(sealer),
+            config.rate_limits,
+            function,
+            config.sessions.environment_ttl,
+        );
         Self {
-            config,
             credentials,
             profiles: Profiles::default(),
             sts,
             sessions,
-            metrics,
-            metrics_sink,
+            metrics: shared.metrics.clone(),
+            metrics_sink: shared.metrics_sink.clone(),
+            instance,
+            config,
         }
     }
 
@@ -123,13 +175,83 @@ impl AppState {
     }
 }
 
+impl Aws {
+    async fn new(config: &Config) -> Self {
+        let http_client = https_client();
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(config.connect_timeout)
+            .operation_attempt_timeout(config.operation_timeout)
+            .operation_timeout(config.operation_timeout)
+            .build();
+        let region = Region::new(
+            config
+                .aws
+                .effective_region()
+                .unwrap_or(FALLBACK_REGION)
+                .to_owned(),
+        );
+        let sdk_config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http_client.clone())
+            .timeout_config(timeouts.clone())
+            .retry_config(retries(config.operation_timeout))
+            .region(region.clone())
+            // Credentials come from CredentialResolver (per call for STS, the process's own for
+            // its own calls); the loader's default chain would build an instance-metadata client
+            // at start-up, and with it load the TLS roots.
+            .no_credentials()
+            .load()
+            .await;
+        let provider_config = ProviderConfig::without_region()
+            .with_http_client(http_client)
+            .with_timeout_config(timeouts)
+            .with_retry_config(retries(config.operation_timeout))
+            .with_region(Some(region));
+        Self {
+            sdk_config,
+            provider_config,
+        }
+    }
+}
+
+impl Shared {
+    fn new(config: &Config, aws: &Aws, own: SharedCredentialsProvider) -> Result<Self, StartError> {
+        let store = match &config.sessions.table {
+            Some(table) => SessionStore::DynamoDb(DynamoStore::new(
+                dynamodb_client(&aws.sdk_config, config, own.clone()),
+                table.clone(),
+            )),
+            None => SessionStore::Memory(MemoryStore::new()),
+        };
+        let metrics_config = &config.metrics;
+        let metrics = Arc::new(Recorder::new(
+            metrics_config.flush_max_calls,
+            metrics_config.sink.as_str(),
+            metrics_config.namespace.clone(),
+        ));
+        let metrics_sink = match metrics_config.sink {
+            MetricsSink::Off => None,
+            MetricsSink::Emf => Some(Sink::Emf(EmfSink::new(metrics_config.namespace.clone()))),
+            MetricsSink::CloudWatch => Some(Sink::CloudWatch(CloudWatchSink::new(
+                cloudwatch_client(&aws.sdk_config, config, own),
+                metrics_config.namespace.clone(),
+            ))),
+        };
+        Ok(Self {
+            store: Arc::new(store),
+            local_key: Sealer::new_local_key()?,
+            metrics,
+            metrics_sink,
+        })
+    }
+}
+
 /// The SDK's standard retries (three attempts), with back-off scaled to the operation
 /// time-out so that every retry happens within it: a call to an endpoint that refuses
 /// connections ends as "could not be reached", never as a time-out that won a race against the
 /// third attempt. The operation time-out stays the one deadline of the call.
-fn retries(operation_timeout: std::time::Duration) -> RetryConfig {
+fn retries(operation_timeout: Duration) -> RetryConfig {
     RetryConfig::standard()
-        .with_initial_backoff((operation_timeout / 8).min(std::time::Duration::from_secs(1)))
+        .with_initial_backoff((operation_timeout / 8).min(Duration::from_secs(1)))
         .with_max_backoff(operation_timeout / 4)
 }
 
@@ -141,12 +263,11 @@ fn https_client() -> SharedHttpClient {
 }
 
 /// The CloudWatch client publishes with the process's own credentials (never a connection's),
-/// tries once (the publisher retries within its
-/// budget) and gives up within the flush time-out.
+/// tries once (the publisher retries within its budget) and gives up within the flush time-out.
 fn cloudwatch_client(
     sdk_config: &SdkConfig,
     config: &Config,
-    credentials: aws_credential_types::provider::SharedCredentialsProvider,
+    credentials: SharedCredentialsProvider,
 ) -> OnFirstUse<aws_sdk_cloudwatch::Client> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(config.connect_timeout)
@@ -154,11 +275,11 @@ fn cloudwatch_client(
         .build();
     let mut builder = aws_sdk_cloudwatch::config::Builder::from(sdk_config)
         .retry_config(RetryConfig::standard().with_max_attempts(1))
-        .timeout_config(timeouts);
+        .timeout_config(timeouts)
+        .credentials_provider(credentials);
     if let Some(url) = &config.metrics.cloudwatch_endpoint_url {
         builder = builder.endpoint_url(url);
     }
-    builder = builder.credentials_provider(credentials);
     let client_config = builder.build();
     OnFirstUse::new(move || aws_sdk_cloudwatch::Client::from_conf(client_config.clone()))
 }
@@ -173,4 +294,33 @@ fn sts_client(
     }
     let client_config = builder.build();
     OnFirstUse::new(move || aws_sdk_sts::Client::from_conf(client_config.clone()))
+}
+
+/// The session table's client: the process's own credentials, the AWS call time-outs.
+fn dynamodb_client(
+    sdk_config: &SdkConfig,
+    config: &Config,
+    credentials: SharedCredentialsProvider,
+) -> OnFirstUse<aws_sdk_dynamodb::Client> {
+    let mut builder =
+        aws_sdk_dynamodb::config::Builder::from(sdk_config).credentials_provider(credentials);
+    if let Some(url) = &config.sessions.dynamodb_endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    let client_config = builder.build();
+    OnFirstUse::new(move || aws_sdk_dynamodb::Client::from_conf(client_config.clone()))
+}
+
+fn kms_client(
+    sdk_config: &SdkConfig,
+    config: &Config,
+    credentials: SharedCredentialsProvider,
+) -> OnFirstUse<aws_sdk_kms::Client> {
+    let mut builder =
+        aws_sdk_kms::config::Builder::from(sdk_config).credentials_provider(credentials);
+    if let Some(url) = &config.sessions.kms_endpoint_url {
+        builder = builder.endpoint_url(url);
+    }
+    let client_config = builder.build();
+    OnFirstUse::new(move || aws_sdk_kms::Client::from_conf(client_config.clone()))
 }

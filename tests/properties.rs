@@ -47,15 +47,17 @@ static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         .enable_all()
         .build()
         .expect("runtime");
-    let state = runtime.block_on(AppState::new(config));
+    let state = runtime.block_on(AppState::new(config)).expect("state");
     Harness { runtime, state }
 });
 
 fn handle(body: &[u8]) -> Option<String> {
     let harness = &*HARNESS;
-    harness
-        .runtime
-        .block_on(protocol::handle(&harness.state, "property", body))
+    harness.runtime.block_on(protocol::handle(
+        &harness.state,
+        &mcp_aws_tools::session::Origin::connection("property"),
+        body,
+    ))
 }
 
 /// Scalars the client might send anywhere.

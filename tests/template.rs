@@ -113,7 +113,18 @@ fn no_policy_grants_a_wildcard_action() {
     let mut all = Vec::new();
     statements(&t["Resources"], &mut all);
     assert!(all.len() >= 5, "found {} statements", all.len());
+    // In a key policy, `Resource: "*"` is the key itself.
+    let mut key_policies = Vec::new();
+    for (_, key) in resources_of_type(&t, "AWS::KMS::Key") {
+        statements(&key["Properties"]["KeyPolicy"], &mut key_policies);
+    }
     for statement in &all {
+        if key_policies.contains(statement) {
+            for action in strings(&statement["Action"]) {
+                assert!(!action.contains('*'), "wildcard action {action}");
+            }
+            continue;
+        }
         assert!(
             statement.get("NotAction").is_none(),
             "NotAction in {statement:?}"
@@ -345,4 +356,112 @@ fn profiles_ship_in_a_layer_read_through_aws_config_file() {
         resource(&t, "Function")["Properties"]["Environment"]["Variables"]["AWS_CONFIG_FILE"]
     );
     assert!(config_file.contains("/opt/profiles/"), "{config_file}");
+}
+
+#[test]
+fn sessions_live_in_an_encrypted_expiring_table_with_least_privilege() {
+    let t = template();
+    let table = resource(&t, "SessionTable");
+    assert_eq!(table["Type"], "AWS::DynamoDB::Table");
+    let properties = &table["Properties"];
+    assert_eq!(properties["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(properties["KeySchema"][0]["AttributeName"], "pk");
+    assert_eq!(
+        properties["TimeToLiveSpecification"]["AttributeName"],
+        "expires_at"
+    );
+    assert_eq!(properties["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(properties["SSESpecification"]["SSEEnabled"], true);
+    // Retained or deleted with the stack, as a parameter says.
+    assert!(is_ref(&table["DeletionPolicy"], "SessionTableRetention"));
+    assert!(is_ref(
+        &table["UpdateReplacePolicy"],
+        "SessionTableRetention"
+    ));
+    assert_eq!(
+        strings(&t["Parameters"]["SessionTableRetention"]["AllowedValues"]),
+        ["Delete", "Retain"]
+    );
+
+    // The role: the four item actions on that table, nothing else of DynamoDB, no KMS.
+    let role = resource(&t, "FunctionRole");
+    let mut role_statements = Vec::new();
+    statements(&role["Properties"], &mut role_statements);
+    let dynamodb: Vec<&Value> = role_statements
+        .iter()
+        .filter(|s| {
+            strings(&s["Action"])
+                .iter()
+                .any(|a| a.starts_with("dynamodb:"))
+        })
+        .collect();
+    assert_eq!(dynamodb.len(), 1);
+    assert_eq!(
+        strings(&dynamodb[0]["Action"]),
+        [
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem"
+        ]
+    );
+    let (tag, target) = untag(&dynamodb[0]["Resource"]);
+    assert_eq!(tag.as_deref(), Some("GetAtt"));
+    assert_eq!(target.as_str(), Some("SessionTable.Arn"));
+    assert!(
+        !role_statements
+            .iter()
+            .any(|s| strings(&s["Action"]).iter().any(|a| a.starts_with("kms:"))),
+        "the key's own policy grants its use"
+    );
+
+    // The key: rotated; used only by the function's role, only for data keys, only with the
+    // function's encryption context; administered by the account, which cannot use it.
+    let key = resource(&t, "SessionKey");
+    assert_eq!(key["Properties"]["EnableKeyRotation"], true);
+    let mut key_statements = Vec::new();
+    statements(&key["Properties"]["KeyPolicy"], &mut key_statements);
+    let crypto = [
+        "kms:Encrypt",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "kms:ReEncrypt",
+    ];
+    for statement in &key_statements {
+        let actions = strings(&statement["Action"]);
+        if actions
+            .iter()
+            .any(|a| crypto.iter().any(|c| a.starts_with(c)))
+        {
+            assert_eq!(actions, ["kms:GenerateDataKey", "kms:Decrypt"]);
+            let (tag, principal) = untag(&statement["Principal"]["AWS"]);
+            assert_eq!(tag.as_deref(), Some("GetAtt"));
+            assert_eq!(principal.as_str(), Some("FunctionRole.Arn"));
+            let context = &statement["Condition"]["StringEquals"];
+            assert_eq!(context["kms:EncryptionContext:service"], "mcp-aws-tools");
+            assert!(is_ref(
+                &context["kms:EncryptionContext:function"],
+                "NamePrefix"
+            ));
+        }
+    }
+    assert_eq!(
+        key_statements
+            .iter()
+            .filter(|s| strings(&s["Action"]).contains(&"kms:Decrypt".to_owned()))
+            .count(),
+        1
+    );
+
+    // The function finds both, and its name is the encryption context's.
+    let function = resource(&t, "Function");
+    let variables = &function["Properties"]["Environment"]["Variables"];
+    assert!(is_ref(&variables["SESSION_TABLE"], "SessionTable"));
+    let (tag, target) = untag(&variables["KMS_KEY_ID"]);
+    assert_eq!(tag.as_deref(), Some("GetAtt"));
+    assert_eq!(target.as_str(), Some("SessionKey.Arn"));
+    assert!(is_ref(
+        &function["Properties"]["FunctionName"],
+        "NamePrefix"
+    ));
 }

@@ -314,7 +314,7 @@ async fn set_environment_in_both_formats() {
     assert_eq!(result["structuredContent"]["error"], "validation_error");
     assert_eq!(
         result["structuredContent"]["message"],
-        "unknown argument: this tool takes access_key_id, secret_access_key, session_token, region"
+        "unknown argument: this tool takes access_key_id, secret_access_key, session_token, region, environment_id"
     );
     assert!(result["structuredContent"].get("field").is_none());
     let result = ws.call_tool("aws_set_environment", json!({})).await;

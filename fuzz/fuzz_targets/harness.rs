@@ -38,7 +38,7 @@ pub static HARNESS: LazyLock<Harness> = LazyLock::new(|| {
         .enable_all()
         .build()
         .expect("runtime");
-    let state = runtime.block_on(AppState::new(config));
+    let state = runtime.block_on(AppState::new(config)).expect("state");
     Harness { runtime, state }
 });
 

@@ -9,9 +9,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let harness = &*harness::HARNESS;
-    let reply = harness.runtime.block_on(mcp_aws_tools::protocol::handle(
-        &harness.state,
-        "fuzz",
+    let reply = harness.runtime.block_on(mcp_aws_tools::protocol::handle(&harness.state, &mcp_aws_tools::session::Origin::connection("fuzz"),
         data,
     ));
     if let Some(reply) = reply {

@@ -11,7 +11,12 @@ pub const METRICS_PATH: &str = "/api/metrics";
 pub fn respond(state: &AppState, method: &Method, path: &str) -> Response<String> {
     let (status, body) = match (path.trim_end_matches('/'), method) {
         (METRICS_PATH, &Method::GET) | (METRICS_PATH, &Method::HEAD) => {
-            (StatusCode::OK, state.metrics.snapshot().to_string())
+            let mut snapshot = state.metrics.snapshot();
+            snapshot["sessions"] = serde_json::json!({
+                "store": state.sessions.store().name(),
+                "kms_calls": state.sessions.kms_calls(),
+            });
+            (StatusCode::OK, snapshot.to_string())
         }
         (METRICS_PATH, _) => (
             StatusCode::METHOD_NOT_ALLOWED,

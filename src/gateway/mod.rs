@@ -18,6 +18,7 @@ use base64::Engine;
 use tracing::Instrument;
 
 use crate::protocol::{self, loggable};
+use crate::session::{Caller, Origin};
 use crate::state::AppState;
 
 pub const CONNECT: &str = "$connect";
@@ -46,14 +47,30 @@ async fn route(
 ) -> ApiGatewayProxyResponse {
     let context = &event.request_context;
     let connection_id = context.connection_id.as_deref().unwrap_or("-");
+    let caller = caller_of(&event);
     match context.route_key.as_deref().unwrap_or(DEFAULT) {
         CONNECT => {
-            state.sessions.open(connection_id);
+            if state
+                .sessions
+                .connect(connection_id, &caller, context.connected_at)
+                .await
+                .is_err()
+            {
+                // Its state could not be kept: refused, rather than a connection whose
+                // overrides would silently be lost.
+                tracing::warn!(connection_id = %loggable(connection_id), route = CONNECT, "connection refused: session store unavailable");
+                let mut refused = ok(None);
+                refused.status_code = 503;
+                return refused;
+            }
             let subprotocol = choose_subprotocol(&event.headers);
             tracing::info!(
                 connection_id = %loggable(connection_id),
                 route = CONNECT,
                 subprotocol,
+                caller_arn = caller.arn.as_deref(),
+                source_ip = caller.source_ip.as_deref(),
+                instance = state.instance,
                 "connected"
             );
             let mut response = ok(None);
@@ -65,7 +82,7 @@ async fn route(
             response
         }
         DISCONNECT => {
-            state.sessions.close(connection_id);
+            state.sessions.disconnect(connection_id).await;
             tracing::info!(
                 connection_id = %loggable(connection_id),
                 route = DISCONNECT,
@@ -76,9 +93,24 @@ async fn route(
         }
         _ => {
             let body = message_bytes(&event);
-            let reply = protocol::handle(state, connection_id, &body).await;
+            let origin = Origin {
+                connection_id: Some(connection_id.to_owned()),
+                caller,
+            };
+            let reply = protocol::handle(state, &origin, &body).await;
             ok(reply)
         }
+    }
+}
+
+/// Who is calling, from API Gateway's `requestContext.identity`: with IAM authorization on
+/// `$connect`, the principal's ARN and account; always the source address.
+fn caller_of(event: &ApiGatewayWebsocketProxyRequest) -> Caller {
+    let identity = &event.request_context.identity;
+    Caller {
+        arn: identity.user_arn.clone(),
+        account_id: identity.account_id.clone(),
+        source_ip: identity.source_ip.clone(),
     }
 }
 

@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
 use crate::names::{ErrorKind, ToolName};
+use crate::session::Origin;
 use crate::state::AppState;
 use crate::tools::{self, ToolReply};
 
@@ -30,7 +31,7 @@ pub mod code {
 
 pub async fn handle(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     object: Map<String, Value>,
 ) -> (String, Summary) {
     let mut summary = Summary::new("envelope");
@@ -56,7 +57,7 @@ pub async fn handle(
         ),
         Ok((tool, params)) => {
             summary.tool = Some(tool);
-            match tools::call(state, connection_id, tool, params).await {
+            match tools::call(state, origin, tool, params).await {
                 Err(limited) => {
                     let retry_after_ms = limited.retry_after_ms();
                     let reply = error(
@@ -68,7 +69,10 @@ pub async fn handle(
                     );
                     (reply, Outcome::Rejected(code::RATE_LIMITED.into()))
                 }
-                Ok(reply) => {
+                Ok(called) => {
+                    summary.credentials_source = called.credentials_source;
+                    summary.caller = Some(called.caller);
+                    let reply = called.reply;
                     summary.error_code = reply.error_code().map(str::to_owned);
                     let outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
                     let text = match reply {

@@ -18,6 +18,7 @@ use serde_json::{Map, Value, json};
 
 use super::{MAX_ID_BYTES, MAX_REPLY_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
 use crate::names::ToolName;
+use crate::session::Origin;
 use crate::state::AppState;
 use crate::tools::{self, ToolReply};
 
@@ -145,7 +146,7 @@ fn initialize_result(version: ProtocolVersion) -> ServerResult {
 
 pub async fn handle(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     mut object: Map<String, Value>,
 ) -> (Option<String>, Summary) {
     let id = match object.get("id") {
@@ -169,14 +170,14 @@ pub async fn handle(
             return (Some(reply), summary);
         }
     };
-    let (reply, mut summary) = handle_message(state, connection_id, id.as_ref(), &mut object).await;
+    let (reply, mut summary) = handle_message(state, origin, id.as_ref(), &mut object).await;
     summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()));
     (reply, summary)
 }
 
 async fn handle_message(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     id: Option<&RequestId>,
     object: &mut Map<String, Value>,
 ) -> (Option<String>, Summary) {
@@ -245,7 +246,7 @@ async fn handle_message(
                 );
             };
             summary.tool = Some(tool);
-            match tools::call(state, connection_id, tool, &arguments).await {
+            match tools::call(state, origin, tool, &arguments).await {
                 Err(limited) => {
                     let retry_after_ms = limited.retry_after_ms();
                     let error = ErrorData::new(
@@ -256,7 +257,10 @@ async fn handle_message(
                     summary.outcome = Outcome::Rejected(RATE_LIMITED.0.to_string());
                     return (Some(error_text(Some(id), &error)), summary);
                 }
-                Ok(reply) => {
+                Ok(called) => {
+                    summary.credentials_source = called.credentials_source;
+                    summary.caller = Some(called.caller);
+                    let reply = called.reply;
                     summary.error_code = reply.error_code().map(str::to_owned);
                     summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
                     let text =
@@ -387,7 +391,7 @@ fn call_result(reply: ToolReply) -> CallToolResult {
 /// [`BATCH_REPLY_TOO_LARGE`], so nothing runs without its reply reaching the client.
 pub async fn handle_batch(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     items: Vec<Value>,
 ) -> (Option<String>, Vec<Summary>) {
     if items.is_empty() || items.len() > MAX_BATCH {
@@ -417,7 +421,7 @@ pub async fn handle_batch(
             (refused, summary)
         } else {
             match item {
-                Value::Object(object) => handle(state, connection_id, object).await,
+                Value::Object(object) => handle(state, origin, object).await,
                 _ => {
                     let (reply, summary) = refusal(
                         None,

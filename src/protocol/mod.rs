@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::names::{ErrorKind, ToolName};
+use crate::session::{Caller, Origin};
 use crate::state::AppState;
 
 /// How a message ended, for the log record.
@@ -48,6 +49,9 @@ pub struct Summary {
     pub outcome: Outcome,
     /// The AWS error code, when AWS refused.
     pub error_code: Option<String>,
+    /// For a tool call: where its credentials came from, and who called (the audit trail).
+    pub credentials_source: Option<String>,
+    pub caller: Option<Caller>,
 }
 
 impl Summary {
@@ -59,6 +63,8 @@ impl Summary {
             request_id: None,
             outcome: Outcome::Ok,
             error_code: None,
+            credentials_source: None,
+            caller: None,
         }
     }
 }
@@ -82,10 +88,10 @@ pub(crate) fn loggable(text: &str) -> String {
 /// Decodes one WebSocket message, runs it, and returns the reply to send, if any. No reply is
 /// larger than [`MAX_REPLY_BYTES`]: ids are bounded, tool results are bounded, batches are
 /// answered within the limit; should a reply still be larger, it is replaced by an error.
-pub async fn handle(state: &AppState, connection_id: &str, body: &[u8]) -> Option<String> {
+pub async fn handle(state: &AppState, origin: &Origin, body: &[u8]) -> Option<String> {
     let started = Instant::now();
-    let (reply, summaries) = dispatch(state, connection_id, body).await;
-    log(connection_id, &summaries, started);
+    let (reply, summaries) = dispatch(state, origin, body).await;
+    log(state, origin, &summaries, started);
     reply.map(|reply| {
         if reply.len() <= MAX_REPLY_BYTES {
             return reply;
@@ -105,22 +111,31 @@ pub async fn handle(state: &AppState, connection_id: &str, body: &[u8]) -> Optio
 
 /// A text frame whose payload the transport found not to be UTF-8, so it could not be passed
 /// on: answered with a parse error and logged like any other message.
-pub fn refuse_invalid_utf8(connection_id: &str) -> String {
+pub fn refuse_invalid_utf8(state: &AppState, origin: &Origin) -> String {
     let started = Instant::now();
     let (reply, summary) = mcp::refusal(
         None,
         rmcp::model::ErrorCode::PARSE_ERROR,
         "message is not valid UTF-8: text frames must carry UTF-8".into(),
     );
-    log(connection_id, &[summary], started);
+    log(state, origin, &[summary], started);
     reply
 }
 
-fn log(connection_id: &str, summaries: &[Summary], started: Instant) {
+/// One record per message; for a tool call also the audit trail: who called (the caller as
+/// `$connect` authenticated it), which tool, which credential source, and the outcome. Never
+/// a secret, a key id or a message body.
+fn log(state: &AppState, origin: &Origin, summaries: &[Summary], started: Instant) {
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     for summary in summaries {
+        let caller = summary.caller.as_ref().unwrap_or(&origin.caller);
         tracing::info!(
-            connection_id = %loggable(connection_id),
+            connection_id = %loggable(origin.connection_label()),
+            instance = state.instance,
+            caller_arn = caller.arn.as_deref(),
+            caller_account = caller.account_id.as_deref(),
+            source_ip = caller.source_ip.as_deref(),
+            credentials_source = summary.credentials_source.as_deref(),
             format = summary.format,
             method = summary.method,
             tool = summary.tool.map(ToolName::reference_name),
@@ -135,7 +150,7 @@ fn log(connection_id: &str, summaries: &[Summary], started: Instant) {
 
 async fn dispatch(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     body: &[u8],
 ) -> (Option<String>, Vec<Summary>) {
     let envelope_like = looks_like_envelope(body);
@@ -183,21 +198,21 @@ async fn dispatch(
     };
     match value {
         Value::Object(object) if object.contains_key("jsonrpc") => {
-            let (reply, summary) = mcp::handle(state, connection_id, object).await;
+            let (reply, summary) = mcp::handle(state, origin, object).await;
             (reply.map(|r| r.to_string()), vec![summary])
         }
         Value::Object(object) if is_envelope(&object) => {
-            let (reply, summary) = envelope::handle(state, connection_id, object).await;
+            let (reply, summary) = envelope::handle(state, origin, object).await;
             (Some(reply), vec![summary])
         }
-        Value::Array(items) => mcp::handle_batch(state, connection_id, items).await,
+        Value::Array(items) => mcp::handle_batch(state, origin, items).await,
         Value::Object(object)
             if object
                 .get("method")
                 .and_then(Value::as_str)
                 .is_some_and(|m| m.starts_with("aws/")) =>
         {
-            let (reply, summary) = envelope::handle(state, connection_id, object).await;
+            let (reply, summary) = envelope::handle(state, origin, object).await;
             (Some(reply), vec![summary])
         }
         _ => {

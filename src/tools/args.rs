@@ -48,6 +48,25 @@ impl<'a> Args<'a> {
         }
     }
 
+    /// An optional `environment_id`, as `aws_set_environment` answers them.
+    pub fn environment_id(&self) -> Result<Option<&'a str>, ToolError> {
+        let Some(id) = self.string("environment_id")? else {
+            return Ok(None);
+        };
+        let valid = id.len() == 26
+            && id.starts_with("env_")
+            && id[4..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid {
+            return Err(ToolError::validation(
+                "environment_id",
+                "'environment_id' must be one that aws_set_environment answered: env_ and 22 letters, digits, - or _",
+            ));
+        }
+        Ok(Some(id))
+    }
+
     /// An optional profile name.
     pub fn profile(&self) -> Result<Option<&'a str>, ToolError> {
         let Some(name) = self.string("profile")? else {

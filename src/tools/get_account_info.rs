@@ -4,7 +4,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, Spec, ToolError, annotations, identity_properties, profile_property, timestamp,
+    Args, Call, Spec, ToolError, annotations, caller_property, environment_id_property,
+    identity_properties, profile_property, timestamp,
 };
 use crate::aws::sts::FALLBACK_REGION;
 
@@ -12,10 +13,15 @@ pub(super) fn spec() -> Spec {
     Spec {
         title: "Get AWS account info",
         description: "Returns the AWS account id, ARN and user id of the credentials in effect \
-            (STS GetCallerIdentity). The answer is cached per set of credentials.",
+            (STS GetCallerIdentity), and who is calling. The answer is cached per set of \
+            credentials. Pass environment_id to use the credentials an earlier \
+            aws_set_environment set.",
         input: json!({
             "type": "object",
-            "properties": { "profile": profile_property() },
+            "properties": {
+                "profile": profile_property(),
+                "environment_id": environment_id_property()
+            },
             "additionalProperties": false
         }),
         output: json!({
@@ -24,7 +30,8 @@ pub(super) fn spec() -> Spec {
             "properties": identity_properties(json!({
                 "user_id": { "type": "string" },
                 "credentials_source": { "type": "string" },
-                "cached": { "type": "boolean" }
+                "cached": { "type": "boolean" },
+                "caller": caller_property()
             }))
         }),
         annotations: annotations("Get AWS account info", true, true),
@@ -35,14 +42,17 @@ pub(super) async fn run(
     call: &Call<'_>,
     arguments: &Map<String, Value>,
 ) -> Result<Value, ToolError> {
-    let args = Args::new(arguments, &["profile"])?;
-    let context = call.context(args.profile()?).await?;
+    let args = Args::new(arguments, &["profile", "environment_id"])?;
+    let context = call
+        .context(args.profile()?, args.environment_id()?)
+        .await?;
     let region = context.region.as_deref().unwrap_or(FALLBACK_REGION);
     let (identity, cached) = call
         .state
         .sts
         .identity(&context.resolved.credentials, region)
         .await?;
+    let caller = call.caller();
     Ok(json!({
         "timestamp": timestamp(),
         "account_id": identity.account,
@@ -52,5 +62,6 @@ pub(super) async fn run(
         "profile": context.resolved.source.profile(),
         "credentials_source": context.resolved.source.label(),
         "cached": cached,
+        "caller": caller.is_known().then(|| caller.to_json()),
     }))
 }

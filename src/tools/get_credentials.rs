@@ -3,7 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, Spec, ToolError, annotations, nullable_string, profile_property, timestamp,
+    Args, Call, Context, Spec, ToolError, annotations, caller_property, environment_id_property,
+    nullable_string, profile_property, timestamp,
 };
 use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
 
@@ -12,8 +13,9 @@ pub(super) fn spec() -> Spec {
         title: "Get AWS credentials",
         description: "Shows the AWS credentials this connection's calls run with (access key id \
             masked to its first 10 characters, secret access key always hidden), their region \
-            and source, and the AWS variables in effect. Session tokens are shown masked only \
-            when include_session_token is true.",
+            and source, the AWS variables in effect, and who is calling. Session tokens are \
+            shown masked only when include_session_token is true. Pass environment_id to see \
+            the credentials an earlier aws_set_environment set.",
         input: json!({
             "type": "object",
             "properties": {
@@ -22,7 +24,8 @@ pub(super) fn spec() -> Spec {
                     "type": "boolean",
                     "default": false,
                     "description": "Also show the session token's first 20 characters."
-                }
+                },
+                "environment_id": environment_id_property()
             },
             "additionalProperties": false
         }),
@@ -55,7 +58,8 @@ pub(super) fn spec() -> Spec {
                         "boto3_available": { "type": "boolean" },
                         "credentials_source": { "type": "string" }
                     }
-                }
+                },
+                "caller": caller_property()
             }
         }),
         annotations: annotations("Get AWS credentials", true, false),
@@ -66,10 +70,13 @@ pub(super) async fn run(
     call: &Call<'_>,
     arguments: &Map<String, Value>,
 ) -> Result<Value, ToolError> {
-    let args = Args::new(arguments, &["profile", "include_session_token"])?;
+    let args = Args::new(
+        arguments,
+        &["profile", "include_session_token", "environment_id"],
+    )?;
     let profile = args.profile()?;
     let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
-    let context = call.context(profile).await?;
+    let context = call.context(profile, args.environment_id()?).await?;
     let credentials = &context.resolved.credentials;
 
     let mut shown = json!({
@@ -89,10 +96,12 @@ pub(super) async fn run(
         );
     }
 
+    let caller = call.caller();
     Ok(json!({
         "timestamp": timestamp(),
         "credentials": shown,
-        "environment_variables": environment_variables(call, include_session_token),
+        "environment_variables": environment_variables(call, &context, include_session_token),
+        "caller": caller.is_known().then(|| caller.to_json()),
         "metadata": {
             // Kept for clients written against the reference document: the Rust SDK is always
             // compiled in, so full functionality is always available.
@@ -103,10 +112,10 @@ pub(super) async fn run(
 }
 
 /// The AWS credential and region variables in effect for this connection, masked: the
-/// process environment with the connection's set-environment overrides on top.
-fn environment_variables(call: &Call<'_>, include_session_token: bool) -> Value {
+/// process environment with the stored set-environment overrides on top.
+fn environment_variables(call: &Call<'_>, context: &Context, include_session_token: bool) -> Value {
     let env = &call.state.config.aws;
-    let overrides = call.state.sessions.overrides(call.connection_id);
+    let overrides = &context.stored;
     let mut vars = Map::new();
     let mut put = |name: &str, value: Option<String>| {
         if let Some(value) = value {

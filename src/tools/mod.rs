@@ -11,7 +11,7 @@ mod list_profiles;
 mod set_environment;
 mod validate_credentials;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
@@ -21,7 +21,7 @@ use crate::aws::credentials::{ResolveError, Resolved};
 use crate::aws::error::{AwsError, Cause};
 use crate::metrics::ErrorType;
 use crate::names::{ErrorKind, ToolName};
-use crate::session::RateLimited;
+use crate::session::{Caller, Origin, RateLimited, Refused, SessionError, Stored};
 use crate::state::AppState;
 
 use args::Args;
@@ -87,6 +87,19 @@ impl From<AwsError> for ToolError {
     }
 }
 
+impl From<SessionError> for ToolError {
+    fn from(err: SessionError) -> Self {
+        match err {
+            SessionError::Unavailable => {
+                ToolError::new(ErrorKind::SessionUnavailable, err.to_string())
+            }
+            SessionError::UnknownEnvironment => {
+                ToolError::validation("environment_id", err.to_string())
+            }
+        }
+    }
+}
+
 impl From<ResolveError> for ToolError {
     fn from(err: ResolveError) -> Self {
         match err {
@@ -144,52 +157,73 @@ impl From<Result<Value, ToolError>> for ToolReply {
     }
 }
 
-/// Every tool call passes through here, whatever its wire format: the rate limits, the tool,
-/// and the metrics recorder. A refused call is recorded as `rate_limited` and not run.
-pub async fn call(
-    state: &AppState,
-    connection_id: &str,
-    tool: ToolName,
-    arguments: &Map<String, Value>,
-) -> Result<ToolReply, RateLimited> {
-    let started = Instant::now();
-    if let Err(limited) = state
-        .sessions
-        .admit(connection_id, tool.tests_credentials())
-    {
-        state
-            .metrics
-            .record(tool, Some(ErrorType::RateLimited), started.elapsed());
-        return Err(limited);
-    }
-    let reply = run(state, connection_id, tool, arguments).await;
-    let error = reply.error_kind().map(ErrorType::Tool);
-    state.metrics.record(tool, error, started.elapsed());
-    Ok(reply)
+/// What a tool call produced, and where its credentials came from (for the audit record).
+#[derive(Debug)]
+pub struct Called {
+    pub reply: ToolReply,
+    /// `credentials_source`, when the call resolved credentials.
+    pub credentials_source: Option<String>,
+    /// The caller, as the connection's `$connect` (or the request) saw it.
+    pub caller: Caller,
 }
 
-/// Runs a tool for a connection. The tool call's deadline is owned here: twice the operation
-/// time-out plus the connect time-out, above any one AWS call's own (the SDK owns those), so a
-/// call that makes two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either
-/// deadline ends in the same answer: the call timed out.
-pub async fn run(
+/// Every tool call passes through here, whatever its wire format: the rate limits, the tool,
+/// and the metrics recorder. A call refused by a rate limit is recorded as `rate_limited` and
+/// not run; one that cannot be admitted because the session store failed is answered
+/// `session_unavailable`.
+pub async fn call(
     state: &AppState,
-    connection_id: &str,
+    origin: &Origin,
     tool: ToolName,
     arguments: &Map<String, Value>,
-) -> ToolReply {
+) -> Result<Called, RateLimited> {
+    let started = Instant::now();
+    let admitted = state
+        .sessions
+        .admit(&origin.subject(), tool.tests_credentials())
+        .await;
     let call = Call {
         state,
-        connection_id,
+        origin,
+        source: OnceLock::new(),
+        caller: OnceLock::new(),
     };
-    let limit = state.config.operation_timeout * 2 + state.config.connect_timeout;
+    let reply = match admitted {
+        Ok(()) => run(&call, tool, arguments).await,
+        Err(Refused::Limited(limited)) => {
+            state
+                .metrics
+                .record(tool, Some(ErrorType::RateLimited), started.elapsed());
+            return Err(limited);
+        }
+        Err(Refused::Unavailable) => ToolReply::Failure(SessionError::Unavailable.into()),
+    };
+    let error = reply.error_kind().map(ErrorType::Tool);
+    state.metrics.record(tool, error, started.elapsed());
+    Ok(Called {
+        reply,
+        credentials_source: call.source.into_inner(),
+        caller: call
+            .caller
+            .into_inner()
+            .unwrap_or_else(|| origin.caller.clone()),
+    })
+}
+
+/// Runs a tool. The tool call's deadline is owned here: twice the operation time-out plus the
+/// connect time-out, above any one AWS call's own (the SDK owns those), so a call that makes
+/// two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either deadline ends in the
+/// same answer: the call timed out.
+async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) -> ToolReply {
+    let config = &call.state.config;
+    let limit = config.operation_timeout * 2 + config.connect_timeout;
     let work = async {
         match tool {
-            ToolName::GetCredentials => get_credentials::run(&call, arguments).await.into(),
-            ToolName::SetEnvironment => set_environment::run(&call, arguments).into(),
-            ToolName::ListProfiles => list_profiles::run(&call, arguments).await.into(),
-            ToolName::GetAccountInfo => get_account_info::run(&call, arguments).await.into(),
-            ToolName::ValidateCredentials => validate_credentials::run(&call, arguments).await,
+            ToolName::GetCredentials => get_credentials::run(call, arguments).await.into(),
+            ToolName::SetEnvironment => set_environment::run(call, arguments).await.into(),
+            ToolName::ListProfiles => list_profiles::run(call, arguments).await.into(),
+            ToolName::GetAccountInfo => get_account_info::run(call, arguments).await.into(),
+            ToolName::ValidateCredentials => validate_credentials::run(call, arguments).await,
         }
     };
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
@@ -202,10 +236,13 @@ pub async fn run(
     })
 }
 
-/// What a tool sees of the world.
+/// What a tool sees of the world: the state, where the message came from, and what the call
+/// found out on the way (for the audit record).
 pub(crate) struct Call<'a> {
     pub state: &'a AppState,
-    pub connection_id: &'a str,
+    pub origin: &'a Origin,
+    source: OnceLock<String>,
+    caller: OnceLock<Caller>,
 }
 
 /// Credentials and region a call runs with.
@@ -213,21 +250,51 @@ pub(crate) struct Context {
     pub resolved: Resolved,
     /// The region in effect, if one is configured anywhere.
     pub region: Option<String>,
+    /// The overrides of the connection or handle, as stored.
+    pub stored: Stored,
 }
 
 impl Call<'_> {
-    /// Resolves credentials (explicit profile, connection overrides, environment, default
-    /// chain) and the region: connection override, then `AWS_REGION`/`AWS_DEFAULT_REGION`, then
-    /// the profile's `region`, as the AWS CLI orders them.
-    pub async fn context(&self, profile: Option<&str>) -> Result<Context, ToolError> {
+    /// The overrides of the handle named by `environment_id`, else of the connection, read
+    /// from the session store.
+    pub async fn stored(&self, environment_id: Option<&str>) -> Result<Stored, ToolError> {
+        let stored = self
+            .state
+            .sessions
+            .read(self.origin, environment_id)
+            .await?;
+        if let Some(caller) = &stored.caller {
+            let _ = self.caller.set(caller.clone());
+        }
+        Ok(stored)
+    }
+
+    /// The caller as known: `$connect`'s identity (or the handle's), else this request's.
+    pub fn caller(&self) -> Caller {
+        self.caller
+            .get()
+            .cloned()
+            .unwrap_or_else(|| self.origin.caller.clone())
+    }
+
+    /// Resolves credentials (explicit profile, stored overrides, environment, default chain)
+    /// and the region: stored override, then `AWS_REGION`/`AWS_DEFAULT_REGION`, then the
+    /// profile's `region`, as the AWS CLI orders them.
+    pub async fn context(
+        &self,
+        profile: Option<&str>,
+        environment_id: Option<&str>,
+    ) -> Result<Context, ToolError> {
         let state = self.state;
-        let overrides = state.sessions.overrides(self.connection_id);
+        let stored = self.stored(environment_id).await?;
         let resolved = state
             .credentials
-            .resolve(profile, overrides.credentials.as_ref(), &state.profiles)
+            .resolve(profile, stored.credentials.as_ref(), &state.profiles)
             .await?;
-        let region = match overrides
+        let _ = self.source.set(resolved.source.label());
+        let region = match stored
             .region
+            .clone()
             .or_else(|| state.config.aws.effective_region().map(str::to_owned))
         {
             Some(region) => Some(region),
@@ -236,7 +303,11 @@ impl Call<'_> {
                 None => None,
             },
         };
-        Ok(Context { resolved, region })
+        Ok(Context {
+            resolved,
+            region,
+            stored,
+        })
     }
 }
 
@@ -309,6 +380,28 @@ fn error_schema() -> Value {
             "message": { "type": "string" },
             "field": { "type": "string", "description": "The argument at fault." },
             "error_code": { "type": "string", "description": "The AWS error code." }
+        }
+    })
+}
+
+/// Schema for `environment_id`, taken by every tool that uses credentials.
+fn environment_id_property() -> Value {
+    json!({
+        "type": "string",
+        "pattern": "^env_[A-Za-z0-9_-]{22}$",
+        "description": "The environment_id an earlier aws_set_environment answered: its credentials and region are used instead of the connection's. Needed over HTTP, where calls share no connection."
+    })
+}
+
+/// The caller in an answer: who is asking, beside whose credentials answer.
+fn caller_property() -> Value {
+    json!({
+        "type": ["object", "null"],
+        "description": "Who is calling, as API Gateway authenticated the connection or request (null when not known).",
+        "properties": {
+            "arn": nullable_string(),
+            "account_id": nullable_string(),
+            "source_ip": nullable_string()
         }
     })
 }

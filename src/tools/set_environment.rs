@@ -1,20 +1,26 @@
-//! aws/set-environment: credentials and region for this connection only.
+//! aws/set-environment: credentials and region for this connection only, and a handle to them.
 //!
 //! Unlike the reference document, nothing is written to the process environment: a warm Lambda
 //! serves many connections, and overrides belong to the connection that set them. They are kept
-//! in memory until the connection disconnects or goes idle, never on disk.
+//! in the session store (secrets sealed) until the connection disconnects, and in a handle
+//! (`environment_id`, bound to the caller) until it expires.
 
 use aws_credential_types::Credentials;
 use serde_json::{Map, Value, json};
 
-use super::{Args, Call, ErrorKind, Spec, ToolError, annotations, timestamp};
+use super::{
+    Args, Call, ErrorKind, Spec, ToolError, annotations, environment_id_property, timestamp,
+};
 
 pub(super) fn spec() -> Spec {
     Spec {
         title: "Set AWS credentials for this connection",
         description: "Sets AWS credentials (access key id and secret access key together, \
-            optionally a session token) and/or a region for later calls on this connection only. \
-            Other connections never see them and the server's process environment is not changed.",
+            optionally a session token) and/or a region for later calls on this connection only, \
+            and answers an environment_id naming them. Other connections never see them and the \
+            server's process environment is not changed. Without a connection (over HTTP), pass \
+            the environment_id to every later tool call; pass it here too to change that \
+            environment instead of making a new one.",
         input: json!({
             "type": "object",
             "properties": {
@@ -33,25 +39,34 @@ pub(super) fn spec() -> Spec {
                 "region": {
                     "type": "string", "maxLength": 32, "pattern": "^[a-z]{2}(-[a-z0-9]+)+-[0-9]{1,2}$",
                     "description": "AWS region, such as us-west-2."
-                }
+                },
+                "environment_id": environment_id_property()
             },
             "additionalProperties": false
         }),
         output: json!({
             "type": "object",
-            "required": ["success", "timestamp", "updated_variables", "message"],
+            "required": ["success", "timestamp", "updated_variables", "message", "environment_id", "environment_expires_at"],
             "properties": {
                 "success": { "type": "boolean" },
                 "timestamp": { "type": "string" },
                 "updated_variables": { "type": "array", "items": { "type": "string" } },
-                "message": { "type": "string" }
+                "message": { "type": "string" },
+                "environment_id": {
+                    "type": "string",
+                    "description": "Names these credentials and region: pass it as environment_id to later tool calls (needed over HTTP)."
+                },
+                "environment_expires_at": { "type": "string" }
             }
         }),
         annotations: annotations("Set AWS credentials for this connection", false, false),
     }
 }
 
-pub(super) fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Value, ToolError> {
+pub(super) async fn run(
+    call: &Call<'_>,
+    arguments: &Map<String, Value>,
+) -> Result<Value, ToolError> {
     let args = Args::new(
         arguments,
         &[
@@ -59,8 +74,10 @@ pub(super) fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Val
             "secret_access_key",
             "session_token",
             "region",
+            "environment_id",
         ],
     )?;
+    let environment_id = args.environment_id()?;
     let key_id = args.string("access_key_id")?;
     let secret = args.string("secret_access_key")?;
     let token = args.string("session_token")?;
@@ -142,17 +159,14 @@ pub(super) fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Val
     if region.is_some() {
         updated.extend(["AWS_DEFAULT_REGION", "AWS_REGION"]);
     }
-    call.state
+    let handle = call
+        .state
         .sessions
-        .update_overrides(call.connection_id, |overrides| {
-            if credentials.is_some() {
-                // A new key pair replaces the old one, session token included.
-                overrides.credentials = credentials;
-            }
-            if let Some(region) = region {
-                overrides.region = Some(region.to_owned());
-            }
-        });
+        .set(call.origin, environment_id, credentials.as_ref(), region)
+        .await?;
+    let expires = chrono::DateTime::from_timestamp(handle.expires_at as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     Ok(json!({
         "success": true,
         "timestamp": timestamp(),
@@ -161,6 +175,8 @@ pub(super) fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<Val
             "Successfully set {} AWS environment variable(s) for this connection; the process environment is unchanged",
             updated.len()
         ),
+        "environment_id": handle.id,
+        "environment_expires_at": expires,
     }))
 }
 

@@ -3,8 +3,8 @@
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, ErrorKind, Spec, ToolError, ToolReply, annotations, identity_properties,
-    profile_property, timestamp,
+    Args, Call, ErrorKind, Spec, ToolError, ToolReply, annotations, environment_id_property,
+    identity_properties, profile_property, timestamp,
 };
 use crate::aws::error::{AwsError, Cause};
 use crate::aws::sts::FALLBACK_REGION;
@@ -14,10 +14,14 @@ pub(super) fn spec() -> Spec {
         title: "Validate AWS credentials",
         description: "Checks the credentials in effect with a real STS GetCallerIdentity call. \
             Answers valid: true with the account and ARN, or valid: false with the AWS error \
-            code (InvalidClientTokenId, SignatureDoesNotMatch, ExpiredToken, ...).",
+            code (InvalidClientTokenId, SignatureDoesNotMatch, ExpiredToken, ...). Pass \
+            environment_id to check the credentials an earlier aws_set_environment set.",
         input: json!({
             "type": "object",
-            "properties": { "profile": profile_property() },
+            "properties": {
+                "profile": profile_property(),
+                "environment_id": environment_id_property()
+            },
             "additionalProperties": false
         }),
         output: json!({
@@ -42,9 +46,9 @@ pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Tool
 }
 
 async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolReply, ToolError> {
-    let args = Args::new(arguments, &["profile"])?;
+    let args = Args::new(arguments, &["profile", "environment_id"])?;
     let profile_argument = args.profile()?;
-    let context = match call.context(profile_argument).await {
+    let context = match call.context(profile_argument, args.environment_id()?).await {
         Ok(context) => context,
         // A profile whose AssumeRole was refused: its source credentials are not valid.
         Err(err) if err.kind == ErrorKind::InvalidCredentials => {

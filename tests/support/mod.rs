@@ -140,6 +140,9 @@ pub struct Moto {
     pub role_arn: String,
     /// With IAM authentication: an IAM user's real keys (access key id, secret access key).
     pub user: Option<(String, String)>,
+    /// A session table (TTL on `expires_at`) and a KMS key, for SESSION_TABLE and KMS_KEY_ID.
+    pub table: String,
+    pub kms_key_id: String,
 }
 
 impl Moto {
@@ -182,6 +185,8 @@ impl Moto {
             url: format!("http://127.0.0.1:{port}"),
             role_arn: info["role_arn"].as_str().expect("role arn").to_owned(),
             user,
+            table: info["table"].as_str().expect("table").to_owned(),
+            kms_key_id: info["kms_key_id"].as_str().expect("kms key").to_owned(),
         }
     }
 }
@@ -265,9 +270,15 @@ impl Server {
 
     /// With `home` as HOME (where `~/.aws` files may be written first).
     pub fn start_in(home: PathBuf, env: &[(&str, &str)]) -> Server {
+        Self::start_with(home, &[], env)
+    }
+
+    /// `serve` with more arguments (`--instances N`).
+    pub fn start_with(home: PathBuf, arguments: &[&str], env: &[(&str, &str)]) -> Server {
         let mut command = Command::new(BINARY);
         command
             .args(["serve", "--addr", "127.0.0.1:0"])
+            .args(arguments)
             .env_clear()
             .envs(base_env(&home))
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))

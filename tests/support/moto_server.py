@@ -1,7 +1,8 @@
 """moto on 127.0.0.1 on a free port, for the test suite.
 
-Prints one JSON line: {"port", "role_arn", and with --iam-auth "user": {access_key_id,
-secret_access_key}}, then serves until its stdin closes (the test process that started it
+Prints one JSON line: {"port", "role_arn", "table" (a session table, TTL on `expires_at`),
+"kms_key_id", and with --iam-auth "user": {access_key_id, secret_access_key}}, then serves
+until its stdin closes (the test process that started it
 holds the other end, so moto stops when the tests do, however they end).
 """
 
@@ -59,7 +60,31 @@ def main() -> None:
     role = iam.create_role(
         RoleName="deploy", AssumeRolePolicyDocument=json.dumps(trust_policy(principals))
     )
-    info = {"port": port, "role_arn": role["Role"]["Arn"]}
+    session = boto3.Session(
+        region_name="us-east-1",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="moto-setup-secret-key-not-used-elsewhere",
+    )
+    dynamodb = session.client("dynamodb", endpoint_url=url)
+    dynamodb.create_table(
+        TableName="mcp-aws-tools-sessions",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    dynamodb.update_time_to_live(
+        TableName="mcp-aws-tools-sessions",
+        TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
+    )
+    key = session.client("kms", endpoint_url=url).create_key(
+        Description="mcp-aws-tools session sealing"
+    )
+    info = {
+        "port": port,
+        "role_arn": role["Role"]["Arn"],
+        "table": "mcp-aws-tools-sessions",
+        "kms_key_id": key["KeyMetadata"]["KeyId"],
+    }
     if args.iam_auth:
         iam.put_user_policy(
             UserName="alice", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL)

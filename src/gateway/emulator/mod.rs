@@ -65,7 +65,9 @@ pub mod close {
 }
 
 struct Emulator {
-    state: Arc<AppState>,
+    /// The function's instances: each event goes to one of them at random, as API Gateway's
+    /// invocations go to any of a function's execution environments.
+    instances: Vec<Arc<AppState>>,
     idle_timeout: Duration,
     send_timeout: Duration,
     /// Cancelled when `serve` stops: every connection closes with 1001.
@@ -78,13 +80,16 @@ struct Emulator {
 /// completes, then closes every connection (1001, `$disconnect`) within [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
-    state: Arc<AppState>,
+    instances: Vec<Arc<AppState>>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let Some(first) = instances.first() else {
+        return Err(std::io::Error::other("no instance to serve with"));
+    };
     let emulator = Arc::new(Emulator {
-        idle_timeout: state.config.idle_timeout,
-        send_timeout: state.config.send_timeout,
-        state,
+        idle_timeout: first.config.idle_timeout,
+        send_timeout: first.config.send_timeout,
+        instances,
         shutdown: CancellationToken::new(),
         connections: TaskTracker::new(),
     });
@@ -119,8 +124,24 @@ pub async fn serve(
     served
 }
 
+impl Emulator {
+    /// The instance an event goes to: any of them.
+    fn instance(&self) -> &AppState {
+        let index = if self.instances.len() > 1 {
+            use ring::rand::SecureRandom;
+            let mut byte = [0u8; 4];
+            let _ = ring::rand::SystemRandom::new().fill(&mut byte);
+            u32::from_le_bytes(byte) as usize % self.instances.len()
+        } else {
+            0
+        };
+        &self.instances[index]
+    }
+}
+
 async fn http_api(State(emulator): State<Arc<Emulator>>, request: Request) -> Response {
-    super::http::respond(&emulator.state, request.method(), request.uri().path()).into_response()
+    super::http::respond(emulator.instance(), request.method(), request.uri().path())
+        .into_response()
 }
 
 /// What the emulator knows of a connection, for the events it sends.
@@ -170,7 +191,7 @@ async fn upgrade(
         event.multi_value_query_string_parameters = map.into();
     }
 
-    let accepted = super::handle(&emulator.state, event).await;
+    let accepted = super::handle(emulator.instance(), event).await;
     if !(200..300).contains(&accepted.status_code) {
         let status = u16::try_from(accepted.status_code)
             .ok()
@@ -210,7 +231,7 @@ async fn upgrade(
         let mut event = new_event(&connection, DISCONNECT, "DISCONNECT");
         event.request_context.disconnect_status_code = Some(i64::from(code));
         event.request_context.disconnect_reason = Some(reason.to_owned());
-        super::handle(&emulator.state, event).await;
+        super::handle(emulator.instance(), event).await;
     });
     response
 }
@@ -365,7 +386,14 @@ async fn run(
             Ok(Err(WebSocketError::InvalidUTF8)) => {
                 // RFC 6455 would fail the connection; this service answers with an error and
                 // keeps the connection usable, as for every other bad input.
-                let reply = protocol::refuse_invalid_utf8(&connection.id);
+                let origin = crate::session::Origin {
+                    connection_id: Some(connection.id.clone()),
+                    caller: crate::session::Caller {
+                        source_ip: Some(connection.source_ip.clone()),
+                        ..Default::default()
+                    },
+                };
+                let reply = protocol::refuse_invalid_utf8(emulator.instance(), &origin);
                 match outbox.send(reply).await {
                     Sent::Queued => continue,
                     Sent::Stalled => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
@@ -442,7 +470,7 @@ async fn run(
         let outbox = outbox.clone();
         let (stalled, gone) = (stalled.clone(), gone.clone());
         tokio::spawn(async move {
-            let response = deliver(&emulator.state, &connection, message).await;
+            let response = deliver(emulator.instance(), &connection, message).await;
             if let Some(Body::Text(text)) = response.body
                 && !text.is_empty()
             {

@@ -1,0 +1,630 @@
+//! Session state: what a WebSocket connection, or an environment handle, keeps beyond one
+//! message: its `set-environment` overrides (the secrets sealed), the caller's identity, and the
+//! bucket of the credential-testing tools. It lives in a [`SessionStore`] that every instance
+//! shares: in memory for one instance (`serve`, `invoke`), or a DynamoDB table (`SESSION_TABLE`)
+//! for a Lambda function with any concurrency.
+//!
+//! Every tool call that needs credentials reads its scope's state from the store, strongly
+//! consistent, so an override set on one instance is seen by the next message on any other;
+//! `ping`, `tools/list` and `list-profiles` read nothing. When the store cannot be read, the call
+//! is refused (`session_unavailable`): it never runs as if nothing had been set.
+//!
+//! Handles: `set-environment` also answers an `environment_id`, an opaque random id (128 bits)
+//! naming a stored copy of the overrides, bound to the caller and expiring; the
+//! credential-using tools take it as an argument. This is how a caller without a connection
+//! (Streamable HTTP, MCP 2026-07-28) keeps credentials from one call to the next.
+
+pub mod dynamodb;
+pub mod limits;
+pub mod memory;
+pub mod seal;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_credential_types::Credentials;
+use base64::Engine;
+use ring::rand::SecureRandom;
+use serde_json::{Value, json};
+
+pub use limits::{Gcra, RateLimited};
+use seal::{Binding, Sealer};
+
+use crate::config::RateLimits;
+
+/// Whose stored state.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Connection(String),
+    /// An environment handle (`environment_id`).
+    Environment(String),
+    /// A caller without a connection (Streamable HTTP): only its credential-tool bucket.
+    Caller(String),
+}
+
+impl Scope {
+    /// The store's key.
+    pub fn key(&self) -> String {
+        match self {
+            Scope::Connection(id) => format!("connection#{id}"),
+            Scope::Environment(id) => format!("environment#{id}"),
+            Scope::Caller(binding) => format!("caller#{binding}"),
+        }
+    }
+}
+
+/// Who is calling, as API Gateway's request context says (with IAM authorization: the
+/// principal's ARN and account), and from where.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Caller {
+    pub arn: Option<String>,
+    pub account_id: Option<String>,
+    pub source_ip: Option<String>,
+}
+
+impl Caller {
+    /// What a handle is bound to: the IAM principal when known, else the source address.
+    pub fn binding(&self) -> String {
+        match (&self.arn, &self.source_ip) {
+            (Some(arn), _) => format!("arn:{arn}"),
+            (None, Some(ip)) => format!("ip:{ip}"),
+            (None, None) => "anonymous".into(),
+        }
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.arn.is_some() || self.source_ip.is_some()
+    }
+
+    /// As tools report it: `{"arn", "account_id", "source_ip"}`.
+    pub fn to_json(&self) -> Value {
+        json!({"arn": self.arn, "account_id": self.account_id, "source_ip": self.source_ip})
+    }
+}
+
+/// A scope's stored state. Secrets are sealed ([`seal`]): the store never holds them in clear.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret: Option<Vec<u8>>,
+    pub token: Option<Vec<u8>>,
+    /// The caller, as `$connect` (or the call that made a handle) saw it.
+    pub caller: Option<Caller>,
+    /// What a handle is bound to ([`Caller::binding`]).
+    pub binding: Option<String>,
+    /// `$connect`'s time, milliseconds since the epoch.
+    pub connected_at: Option<i64>,
+    /// When the state is void, seconds since the epoch (the table's TTL attribute).
+    pub expires_at: u64,
+    /// The credential-tool bucket's TAT, microseconds since the epoch.
+    pub credential_tat: Option<u64>,
+}
+
+/// A change of a scope's overrides: a new region, and/or a new key pair (which replaces the
+/// session token too).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Change {
+    pub region: Option<String>,
+    pub credentials: Option<SealedCredentials>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedCredentials {
+    pub access_key_id: String,
+    pub secret: Vec<u8>,
+    pub token: Option<Vec<u8>>,
+}
+
+/// The store could not be read or written. The detail is for the log only.
+#[derive(Debug, thiserror::Error)]
+#[error("the session store failed: {detail}")]
+pub struct StoreError {
+    pub detail: String,
+}
+
+/// What a credential-bucket update found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Taken {
+    Token,
+    Wait(Duration),
+}
+
+/// The one interface to the session store; in memory, or a DynamoDB table.
+pub enum SessionStore {
+    Memory(memory::MemoryStore),
+    DynamoDb(dynamodb::DynamoStore),
+}
+
+impl SessionStore {
+    pub fn name(&self) -> &'static str {
+        match self {
+            SessionStore::Memory(_) => "memory",
+            SessionStore::DynamoDb(_) => "dynamodb",
+        }
+    }
+
+    /// A scope's state, read strongly consistent; `None` when there is none or it expired.
+    pub async fn get(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
+        match self {
+            SessionStore::Memory(store) => Ok(store.get(scope)),
+            SessionStore::DynamoDb(store) => store.get(scope).await,
+        }
+    }
+
+    /// Writes a scope's whole state: `$connect` (replacing whatever was there), or a new
+    /// handle (only if its id is new).
+    pub async fn put(
+        &self,
+        scope: &Scope,
+        record: &Record,
+        only_new: bool,
+    ) -> Result<bool, StoreError> {
+        match self {
+            SessionStore::Memory(store) => Ok(store.put(scope, record, only_new)),
+            SessionStore::DynamoDb(store) => store.put(scope, record, only_new).await,
+        }
+    }
+
+    /// Changes a scope's overrides; for a handle, only if it is bound to `binding`. False when
+    /// there is no such handle (or another caller's).
+    pub async fn change(
+        &self,
+        scope: &Scope,
+        change: &Change,
+        expires_at: u64,
+        binding: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        match self {
+            SessionStore::Memory(store) => Ok(store.change(scope, change, expires_at, binding)),
+            SessionStore::DynamoDb(store) => store.change(scope, change, expires_at, binding).await,
+        }
+    }
+
+    pub async fn delete(&self, scope: &Scope) -> Result<(), StoreError> {
+        match self {
+            SessionStore::Memory(store) => {
+                store.delete(scope);
+                Ok(())
+            }
+            SessionStore::DynamoDb(store) => store.delete(scope).await,
+        }
+    }
+
+    /// Takes a token from the scope's credential-tool bucket, atomically: two instances taking
+    /// at once never both get the last token.
+    pub async fn take_token(
+        &self,
+        scope: &Scope,
+        bucket: &Gcra,
+        now_us: u64,
+        expires_at: u64,
+    ) -> Result<Taken, StoreError> {
+        match self {
+            SessionStore::Memory(store) => Ok(store.take_token(scope, bucket, now_us, expires_at)),
+            SessionStore::DynamoDb(store) => {
+                store.take_token(scope, bucket, now_us, expires_at).await
+            }
+        }
+    }
+}
+
+/// Where a message came from: its connection (none over HTTP) and its caller.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub connection_id: Option<String>,
+    pub caller: Caller,
+}
+
+impl Origin {
+    /// A connection whose caller is not known (tests, benchmarks, fuzzing).
+    pub fn connection(id: &str) -> Self {
+        Self {
+            connection_id: Some(id.to_owned()),
+            caller: Caller::default(),
+        }
+    }
+
+    /// The subject of rate limits: the connection, else the caller.
+    pub fn subject(&self) -> Scope {
+        match &self.connection_id {
+            Some(id) => Scope::Connection(id.clone()),
+            None => Scope::Caller(self.caller.binding()),
+        }
+    }
+
+    /// For the log: the connection id, or `-`.
+    pub fn connection_label(&self) -> &str {
+        self.connection_id.as_deref().unwrap_or("-")
+    }
+}
+
+/// The overrides of a scope, opened, and the caller its state names.
+#[derive(Debug, Clone, Default)]
+pub struct Stored {
+    pub credentials: Option<Credentials>,
+    pub region: Option<String>,
+    pub caller: Option<Caller>,
+}
+
+/// Why session state could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The store (or KMS) failed: the call must not run as if nothing had been set.
+    #[error(
+        "this connection's stored settings could not be read, so the call was not made; try again"
+    )]
+    Unavailable,
+    /// No handle by this id for this caller (or it expired).
+    #[error("the environment_id is not known, has expired, or belongs to another caller")]
+    UnknownEnvironment,
+}
+
+/// Why a call was not admitted.
+#[derive(Debug)]
+pub enum Refused {
+    Limited(RateLimited),
+    Unavailable,
+}
+
+/// A new or updated handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handle {
+    pub id: String,
+    pub expires_at: u64,
+}
+
+/// Connections live at most two hours (API Gateway's limit); their state a little longer, for
+/// a `$disconnect` that comes late.
+pub const CONNECTION_TTL: Duration = Duration::from_secs(2 * 60 * 60 + 5 * 60);
+
+/// What every tool call uses: the store, the sealer, and this instance's tool-call buckets.
+pub struct Sessions {
+    store: Arc<SessionStore>,
+    sealer: Arc<Sealer>,
+    tools: limits::Local,
+    credential_tools: Gcra,
+    /// Bound into every sealed value: the function (or `serve`).
+    function: String,
+    environment_ttl: Duration,
+}
+
+fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Sessions {
+    pub fn new(
+        store: Arc<SessionStore>,
+        sealer: Arc<Sealer>,
+        limits: RateLimits,
+        function: String,
+        environment_ttl: Duration,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            tools: limits::Local::new(limits.tools),
+            credential_tools: Gcra::new(limits.credential_tools),
+            function,
+            environment_ttl,
+        }
+    }
+
+    pub fn store(&self) -> &SessionStore {
+        &self.store
+    }
+
+    pub fn kms_calls(&self) -> u64 {
+        self.sealer.kms_calls()
+    }
+
+    fn unavailable(&self, detail: &dyn std::fmt::Display) -> SessionError {
+        tracing::warn!(store = self.store.name(), detail = %detail, "session store unavailable");
+        SessionError::Unavailable
+    }
+
+    /// `$connect`: fresh state for the connection, with its caller.
+    pub async fn connect(
+        &self,
+        connection_id: &str,
+        caller: &Caller,
+        connected_at_ms: i64,
+    ) -> Result<(), SessionError> {
+        let record = Record {
+            caller: Some(caller.clone()),
+            binding: Some(caller.binding()),
+            connected_at: Some(connected_at_ms),
+            expires_at: now_s() + CONNECTION_TTL.as_secs(),
+            ..Record::default()
+        };
+        let scope = Scope::Connection(connection_id.to_owned());
+        self.store
+            .put(&scope, &record, false)
+            .await
+            .map(|_| ())
+            .map_err(|err| self.unavailable(&err))
+    }
+
+    /// `$disconnect`: forget what the connection owned, on every instance.
+    pub async fn disconnect(&self, connection_id: &str) {
+        self.tools.forget(connection_id);
+        let scope = Scope::Connection(connection_id.to_owned());
+        if let Err(err) = self.store.delete(&scope).await {
+            // The state expires with the table's TTL.
+            tracing::warn!(store = self.store.name(), detail = %err, "connection state not deleted");
+        }
+    }
+
+    /// Admits a tool call: a token from this instance's tool-call bucket, and for a
+    /// credential-testing tool one from the subject's shared bucket too. A refusal by either
+    /// spends no token of the other.
+    pub async fn admit(&self, subject: &Scope, tests_credentials: bool) -> Result<(), Refused> {
+        let key = subject.key();
+        let now = limits::now_us();
+        self.tools.take(&key, now).map_err(|wait| {
+            Refused::Limited(RateLimited {
+                bucket: "tool calls",
+                retry_after: wait,
+            })
+        })?;
+        if !tests_credentials {
+            return Ok(());
+        }
+        let expires_at = now_s() + CONNECTION_TTL.as_secs();
+        match self
+            .store
+            .take_token(subject, &self.credential_tools, now, expires_at)
+            .await
+        {
+            Ok(Taken::Token) => Ok(()),
+            Ok(Taken::Wait(wait)) => {
+                self.tools.refund(&key);
+                Err(Refused::Limited(RateLimited {
+                    bucket: "credential-testing tools",
+                    retry_after: wait,
+                }))
+            }
+            Err(err) => {
+                self.tools.refund(&key);
+                let _ = self.unavailable(&err);
+                Err(Refused::Unavailable)
+            }
+        }
+    }
+
+    /// The caller a handle is bound to and checked against: on a WebSocket connection the
+    /// one `$connect` authenticated (message events need not repeat it), else the request's.
+    async fn caller(&self, origin: &Origin) -> Result<Caller, SessionError> {
+        let Some(id) = &origin.connection_id else {
+            return Ok(origin.caller.clone());
+        };
+        let record = self
+            .store
+            .get(&Scope::Connection(id.clone()))
+            .await
+            .map_err(|err| self.unavailable(&err))?;
+        Ok(record
+            .and_then(|r| r.caller)
+            .unwrap_or_else(|| origin.caller.clone()))
+    }
+
+    /// The overrides a call runs with: those of `environment_id` when given (it must be bound
+    /// to this caller), else the connection's, else none.
+    pub async fn read(
+        &self,
+        origin: &Origin,
+        environment_id: Option<&str>,
+    ) -> Result<Stored, SessionError> {
+        let (scope, caller) = match (environment_id, &origin.connection_id) {
+            (Some(id), _) => (
+                Scope::Environment(id.to_owned()),
+                Some(self.caller(origin).await?),
+            ),
+            (None, Some(id)) => (Scope::Connection(id.clone()), None),
+            (None, None) => return Ok(Stored::default()),
+        };
+        let record = self
+            .store
+            .get(&scope)
+            .await
+            .map_err(|err| self.unavailable(&err))?;
+        let Some(record) = record else {
+            return match scope {
+                Scope::Environment(_) => Err(SessionError::UnknownEnvironment),
+                _ => Ok(Stored::default()),
+            };
+        };
+        if let Some(caller) = caller {
+            if record.binding.as_deref() != Some(caller.binding().as_str()) {
+                return Err(SessionError::UnknownEnvironment);
+            }
+            // Reported as the caller of this call, not the handle's maker.
+            let mut stored = self.open(&scope, record).await?;
+            stored.caller = Some(caller);
+            return Ok(stored);
+        }
+        self.open(&scope, record).await
+    }
+
+    async fn open(&self, scope: &Scope, record: Record) -> Result<Stored, SessionError> {
+        let key = scope.key();
+        let credentials = match (&record.access_key_id, &record.secret) {
+            (Some(key_id), Some(secret)) => {
+                let secret = self
+                    .sealer
+                    .open(&self.binding(&key, "secret_access_key"), secret)
+                    .await
+                    .map_err(|err| self.unavailable(&err))?;
+                let token = match &record.token {
+                    Some(token) => Some(
+                        self.sealer
+                            .open(&self.binding(&key, "session_token"), token)
+                            .await
+                            .map_err(|err| self.unavailable(&err))?,
+                    ),
+                    None => None,
+                };
+                Some(Credentials::new(
+                    key_id,
+                    secret,
+                    token,
+                    None,
+                    "set-environment",
+                ))
+            }
+            _ => None,
+        };
+        Ok(Stored {
+            credentials,
+            region: record.region,
+            caller: record.caller,
+        })
+    }
+
+    fn binding<'a>(&'a self, scope_key: &'a str, field: &'a str) -> Binding<'a> {
+        Binding {
+            function: &self.function,
+            scope: scope_key,
+            field,
+        }
+    }
+
+    async fn seal(
+        &self,
+        scope: &Scope,
+        credentials: &Credentials,
+    ) -> Result<SealedCredentials, SessionError> {
+        let key = scope.key();
+        let secret = self
+            .sealer
+            .seal(
+                &self.binding(&key, "secret_access_key"),
+                credentials.secret_access_key(),
+            )
+            .await
+            .map_err(|err| self.unavailable(&err))?;
+        let token = match credentials.session_token() {
+            Some(token) => Some(
+                self.sealer
+                    .seal(&self.binding(&key, "session_token"), token)
+                    .await
+                    .map_err(|err| self.unavailable(&err))?,
+            ),
+            None => None,
+        };
+        Ok(SealedCredentials {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret,
+            token,
+        })
+    }
+
+    /// `set-environment`: applies the new values where they belong (the handle named by
+    /// `environment_id`, else the connection), and answers the handle that now holds the
+    /// overrides in effect: the one named, or a new one.
+    pub async fn set(
+        &self,
+        origin: &Origin,
+        environment_id: Option<&str>,
+        credentials: Option<&Credentials>,
+        region: Option<&str>,
+    ) -> Result<Handle, SessionError> {
+        let expires_at = now_s() + self.environment_ttl.as_secs();
+        if let Some(id) = environment_id {
+            let binding = self.caller(origin).await?.binding();
+            let scope = Scope::Environment(id.to_owned());
+            let change = Change {
+                region: region.map(str::to_owned),
+                credentials: match credentials {
+                    Some(credentials) => Some(self.seal(&scope, credentials).await?),
+                    None => None,
+                },
+            };
+            let changed = self
+                .store
+                .change(&scope, &change, expires_at, Some(&binding))
+                .await
+                .map_err(|err| self.unavailable(&err))?;
+            return if changed {
+                Ok(Handle {
+                    id: id.to_owned(),
+                    expires_at,
+                })
+            } else {
+                Err(SessionError::UnknownEnvironment)
+            };
+        }
+        // The overrides in effect after this call: the connection's, updated.
+        let mut effective = match &origin.connection_id {
+            Some(connection_id) => {
+                let scope = Scope::Connection(connection_id.clone());
+                let change = Change {
+                    region: region.map(str::to_owned),
+                    credentials: match credentials {
+                        Some(credentials) => Some(self.seal(&scope, credentials).await?),
+                        None => None,
+                    },
+                };
+                self.store
+                    .change(&scope, &change, now_s() + CONNECTION_TTL.as_secs(), None)
+                    .await
+                    .map_err(|err| self.unavailable(&err))?;
+                self.read(origin, None).await?
+            }
+            None => Stored::default(),
+        };
+        if let Some(credentials) = credentials {
+            effective.credentials = Some(credentials.clone());
+        }
+        if let Some(region) = region {
+            effective.region = Some(region.to_owned());
+        }
+        // A new handle holding them, sealed for the handle.
+        let caller = match effective.caller.take() {
+            Some(caller) => caller,
+            None => origin.caller.clone(),
+        };
+        let id = new_handle_id().map_err(|err| self.unavailable(&err))?;
+        let scope = Scope::Environment(id.clone());
+        let sealed = match &effective.credentials {
+            Some(credentials) => Some(self.seal(&scope, credentials).await?),
+            None => None,
+        };
+        let record = Record {
+            region: effective.region,
+            access_key_id: sealed.as_ref().map(|s| s.access_key_id.clone()),
+            secret: sealed.as_ref().map(|s| s.secret.clone()),
+            token: sealed.and_then(|s| s.token),
+            binding: Some(caller.binding()),
+            caller: Some(caller),
+            connected_at: None,
+            expires_at,
+            credential_tat: None,
+        };
+        let created = self
+            .store
+            .put(&scope, &record, true)
+            .await
+            .map_err(|err| self.unavailable(&err))?;
+        if !created {
+            return Err(self.unavailable(&"a new handle's id was taken"));
+        }
+        Ok(Handle { id, expires_at })
+    }
+}
+
+/// 128 random bits, URL-safe base64: `env_...`.
+fn new_handle_id() -> Result<String, seal::SealError> {
+    let mut bytes = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| seal::SealError::Random)?;
+    Ok(format!(
+        "env_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    ))
+}
