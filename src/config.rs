@@ -32,6 +32,9 @@ pub struct Config {
     pub lambda_function_name: Option<String>,
     pub metrics: MetricsConfig,
     pub sessions: SessionConfig,
+    /// Browser origins the `/mcp` endpoint takes besides loopback ones (`ALLOWED_ORIGINS`,
+    /// comma-separated, such as `https://console.example.com`): DNS rebinding protection.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Where connection state lives, and how its secrets are sealed.
@@ -246,6 +249,15 @@ impl Config {
             lambda_function_name,
             metrics,
             sessions,
+            allowed_origins: vars
+                .string("ALLOWED_ORIGINS")?
+                .map(|list| {
+                    list.split(',')
+                        .map(|o| o.trim().trim_end_matches('/').to_owned())
+                        .filter(|o| !o.is_empty())
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }

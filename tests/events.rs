@@ -241,3 +241,121 @@ fn invoke_names_every_missing_field_by_its_path() {
         "{stderr}"
     );
 }
+
+fn http_event_files() -> BTreeMap<String, PathBuf> {
+    std::fs::read_dir(repo().join("events/http"))
+        .expect("events/http/")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .map(|path| {
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                path,
+            )
+        })
+        .collect()
+}
+
+fn body_of(response: &Value) -> Value {
+    serde_json::from_str(response["body"].as_str().expect("body")).expect("body JSON")
+}
+
+fn http_expectations() -> BTreeMap<&'static str, Check> {
+    let mut checks: BTreeMap<&'static str, Check> = BTreeMap::new();
+    checks.insert("api-metrics.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        assert!(body_of(r)["tools"].is_object());
+    });
+    checks.insert("function-url-metrics.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+    });
+    checks.insert("mcp-discover.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        let result = &body_of(r)["result"];
+        assert_eq!(result["resultType"], "complete");
+        assert_eq!(result["supportedVersions"][0], "2026-07-28");
+    });
+    checks.insert("mcp-tools-list.json", |r| {
+        let result = &body_of(r)["result"];
+        assert_eq!(result["tools"].as_array().unwrap().len(), 5);
+        assert_eq!(result["cacheScope"], "public");
+    });
+    checks.insert("mcp-get-credentials.json", |r| {
+        // A base64-encoded body, as API Gateway passes bodies it does not take for text.
+        let result = &body_of(r)["result"];
+        assert_eq!(result["isError"], false, "{result}");
+        assert_eq!(
+            result["structuredContent"]["credentials"]["access_key_id"],
+            "AKIAEVENTS..."
+        );
+        // The IAM principal that signed the request, from the authorizer's context.
+        assert_eq!(
+            result["structuredContent"]["caller"]["arn"],
+            "arn:aws:sts::123456789012:assumed-role/Developer/alice"
+        );
+    });
+    checks.insert("mcp-get-account-info.json", |r| {
+        assert_eq!(
+            body_of(r)["result"]["structuredContent"]["account_id"],
+            "123456789012"
+        );
+    });
+    checks.insert("mcp-initialize.json", |r| {
+        assert_eq!(r["statusCode"], 200);
+        assert_eq!(body_of(r)["result"]["protocolVersion"], "2025-11-25");
+    });
+    checks.insert("mcp-header-mismatch.json", |r| {
+        assert_eq!(r["statusCode"], 400);
+        assert_eq!(body_of(r)["error"]["code"], -32020);
+        assert_eq!(body_of(r)["id"], 5);
+    });
+    checks.insert("mcp-get.json", |r| {
+        assert_eq!(r["statusCode"], 405);
+        assert_eq!(r["headers"]["allow"], "POST");
+    });
+    checks
+}
+
+/// events/http/ holds HTTP API (payload 2.0) and Function URL events, which lambda_http takes;
+/// `invoke` answers each through the same handler as in Lambda.
+#[test]
+fn every_http_event_parses_and_runs_through_the_handler() {
+    use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+    let files = http_event_files();
+    for (name, path) in &files {
+        let text = std::fs::read_to_string(path).expect("read event");
+        let parsed: ApiGatewayV2httpRequest =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reparsed: ApiGatewayV2httpRequest =
+            serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).expect("reparse");
+        assert_eq!(parsed, reparsed, "{name} does not round-trip");
+    }
+    let moto = Moto::start();
+    let env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAEVENTSEXAMPLE000"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "eventsSecretKeyExample0000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let checks = http_expectations();
+    for name in files.keys() {
+        assert!(
+            checks.contains_key(name.as_str()),
+            "events/http/{name} has no expectation in this test"
+        );
+    }
+    for (name, check) in checks {
+        let path = files
+            .get(name)
+            .unwrap_or_else(|| panic!("events/http/{name} is missing"));
+        let (response, logs) = invoke(path, &env);
+        let outcome = std::panic::catch_unwind(|| check(&response));
+        assert!(
+            outcome.is_ok(),
+            "events/http/{name}: unexpected response {response:#}\nlogs:\n{logs}"
+        );
+    }
+}

@@ -137,3 +137,97 @@ async fn serves_websocket_events_through_the_runtime() {
     assert!(api.init_error().is_none());
     function.terminate();
 }
+
+fn http_event(name: &str) -> Value {
+    let text = std::fs::read_to_string(repo().join("events/http").join(name)).expect("event file");
+    serde_json::from_str(&text).expect("event JSON")
+}
+
+/// A 2026-07-28 `tools/call` as an HTTP API event (the shape of events/http/).
+fn http_tool_call(id: i64, name: &str, arguments: Value) -> String {
+    let mut event = http_event("mcp-get-account-info.json");
+    event["headers"]["mcp-name"] = json!(name);
+    event["body"] = json!(
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {
+        "name": name, "arguments": arguments,
+        "_meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {}}}})
+        .to_string()
+    );
+    event.to_string()
+}
+
+fn http_reply(outcome: Outcome) -> (Value, Value) {
+    let Outcome::Response(text) = outcome else {
+        panic!("the function failed: {outcome:?}");
+    };
+    let response: Value = serde_json::from_str(&text).expect("response JSON");
+    let body =
+        serde_json::from_str(response["body"].as_str().unwrap_or("null")).unwrap_or(Value::Null);
+    (response, body)
+}
+
+/// Streamable HTTP in Lambda: HTTP API events for `/mcp` through lambda_http, stateless, an
+/// `environment_id` from one invocation honoured by the next, and the caller taken from the
+/// IAM authorizer's context.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_streamable_http_events_through_the_runtime() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    let function = LambdaProcess::start(
+        &api.address(),
+        &[
+            ("AWS_ENDPOINT_URL", &moto.url),
+            ("AWS_ACCESS_KEY_ID", "ASIALAMBDAEXECROLE01"),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                "lambdaExecutionRoleSecret000000000000000",
+            ),
+            ("AWS_REGION", "us-east-1"),
+        ],
+    );
+
+    let (response, discover) = http_reply(
+        api.invoke(&http_event("mcp-discover.json").to_string())
+            .await,
+    );
+    assert_eq!(response["statusCode"], 200, "{response}");
+    assert_eq!(discover["result"]["supportedVersions"][0], "2026-07-28");
+
+    let (_, set) = http_reply(
+        api.invoke(&http_tool_call(
+            2,
+            "aws_set_environment",
+            json!({"region": "ap-south-1"}),
+        ))
+        .await,
+    );
+    let handle = set["result"]["structuredContent"]["environment_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no environment_id: {set}"))
+        .to_owned();
+    let (_, got) = http_reply(
+        api.invoke(&http_tool_call(
+            3,
+            "aws_get_credentials",
+            json!({"environment_id": handle}),
+        ))
+        .await,
+    );
+    let got = &got["result"]["structuredContent"];
+    assert_eq!(got["credentials"]["region"], "ap-south-1", "{got}");
+    assert_eq!(
+        got["caller"]["arn"],
+        "arn:aws:sts::123456789012:assumed-role/Developer/alice"
+    );
+
+    let (response, _) = http_reply(api.invoke(&http_event("mcp-get.json").to_string()).await);
+    assert_eq!(response["statusCode"], 405);
+    let (response, mismatch) = http_reply(
+        api.invoke(&http_event("mcp-header-mismatch.json").to_string())
+            .await,
+    );
+    assert_eq!(response["statusCode"], 400);
+    assert_eq!(mismatch["error"]["code"], -32020);
+    drop(function);
+}

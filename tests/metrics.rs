@@ -50,7 +50,7 @@ async fn mixed_session(ws: &mut Ws) {
             json!({"name": "aws_validate_credentials", "arguments": {}}),
         )
         .await;
-    assert_eq!(limited["error"]["code"], -32029);
+    assert_eq!(limited["error"]["code"], -32010);
     // protocol messages are not tool calls
     ws.rpc("ping", json!({})).await;
     ws.rpc("tools/list", json!({})).await;

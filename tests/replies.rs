@@ -72,7 +72,7 @@ async fn batches_are_answered_within_128_kb_and_nothing_runs_unanswered() {
     for (i, answer) in answers.iter().enumerate() {
         assert_eq!(answer["id"], json!(i), "in order");
         if i >= listed {
-            assert_eq!(answer["error"]["code"], -32002, "{answer}");
+            assert_eq!(answer["error"]["code"], -32011, "{answer}");
             let message = answer["error"]["message"].as_str().unwrap();
             assert!(message.contains("128 KB"), "{message}");
         }
@@ -94,7 +94,7 @@ async fn batches_are_answered_within_128_kb_and_nothing_runs_unanswered() {
         .iter()
         .find(|a| a["id"] == "set")
         .expect("answered");
-    assert_eq!(set["error"]["code"], -32002, "{set}");
+    assert_eq!(set["error"]["code"], -32011, "{set}");
     let creds = ws.call_tool("aws_get_credentials", json!({})).await;
     assert_eq!(
         creds["structuredContent"]["credentials"]["region"], "us-east-1",

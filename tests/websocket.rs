@@ -261,7 +261,7 @@ async fn rate_limits_per_connection() {
             json!({"name": "aws_list_profiles", "arguments": {}}),
         )
         .await;
-    assert_eq!(limited["error"]["code"], -32029, "{limited}");
+    assert_eq!(limited["error"]["code"], -32010, "{limited}");
     assert!(limited["error"]["data"]["retryAfterMs"].as_u64().unwrap() > 0);
     assert!(
         limited["error"]["message"]

@@ -114,14 +114,48 @@ async fn dispatch(
     check_http(&request)?;
     let mut adapter =
         lambda_http::Adapter::from(service_fn(|request: lambda_http::Request| async move {
-            Ok::<_, Infallible>(super::http::respond(
-                state,
-                request.method(),
-                request.uri().path(),
-            ))
+            let caller = caller_of(&request);
+            let body: &[u8] = match request.body() {
+                lambda_http::Body::Empty => &[],
+                lambda_http::Body::Text(text) => text.as_bytes(),
+                lambda_http::Body::Binary(bytes) => bytes,
+                _ => &[],
+            };
+            let request = super::http::HttpRequest {
+                method: request.method(),
+                path: request.uri().path(),
+                headers: request.headers(),
+                body: Some(body),
+                caller,
+            };
+            Ok::<_, Infallible>(super::http::respond(state, request).await)
         }));
     let response = adapter.call(LambdaEvent::new(request, context)).await?;
     Ok(Response::Http(response))
+}
+
+/// Who sent an HTTP event: with `AWS_IAM` authorization, the signing principal
+/// (`requestContext.authorizer.iam`), and the source address.
+fn caller_of(request: &lambda_http::Request) -> crate::session::Caller {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+    let mut caller = crate::session::Caller::default();
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            if let Some(iam) = context.authorizer.as_ref().and_then(|a| a.iam.as_ref()) {
+                caller.arn = iam.user_arn.clone();
+                caller.account_id = iam.account_id.clone();
+            }
+            caller.source_ip = context.http.source_ip.clone();
+        }
+        Some(RequestContext::ApiGatewayV1(context)) => {
+            caller.arn = context.identity.user_arn.clone();
+            caller.account_id = context.identity.account_id.clone();
+            caller.source_ip = context.identity.source_ip.clone();
+        }
+        _ => {}
+    }
+    caller
 }
 
 /// An event this function cannot take, named by the paths at fault.
@@ -217,44 +251,61 @@ pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyReques
 /// and unwraps: parsed here first, with the same parser, so that an odd event (a host that is
 /// not one, a scheme that is not http) is an error instead of a panic.
 fn check_http(request: &LambdaRequest) -> Result<(), EventError> {
-    let (headers, domain, stage, path) = match request {
+    let (headers, domain, stage, path, raw_query) = match request {
         LambdaRequest::ApiGatewayV2(event) => (
             &event.headers,
             event.request_context.domain_name.as_deref(),
             &event.request_context.stage,
             event.raw_path.as_deref(),
+            event.raw_query_string.as_deref(),
         ),
+        // lambda_http encodes a REST event's query parameters itself.
         LambdaRequest::ApiGatewayV1(event) => (
             &event.headers,
             event.request_context.domain_name.as_deref(),
             &event.request_context.stage,
             event.path.as_deref(),
+            None,
         ),
         _ => return Ok(()),
     };
-    let Some(host) = headers
-        .get(::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(domain)
-    else {
-        return Ok(());
+    let bad = || {
+        EventError::WrongType(
+            "headers.host".to_owned(),
+            "the host, x-forwarded-proto, path and query do not make a URI".to_owned(),
+        )
     };
-    let scheme = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("https");
     let path = path.unwrap_or_default();
     let path = match stage.as_deref() {
+        _ if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some() => path.to_owned(),
         None | Some("$default") => path.to_owned(),
         Some(stage) if path.starts_with(&format!("/{stage}/")) => path.to_owned(),
         Some(stage) => format!("/{stage}{path}"),
     };
-    if url::Url::parse(&format!("{scheme}://{host}{path}")).is_err() {
-        return Err(EventError::WrongType(
-            "headers.host".to_owned(),
-            "the host, x-forwarded-proto and path do not make a URL".to_owned(),
-        ));
+    let host = headers
+        .get(::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or(domain);
+    let mut uri = match host {
+        None => url::Url::parse(&format!("http://localhost{path}"))
+            .map_err(|_| bad())?
+            .path()
+            .to_owned(),
+        Some(host) => {
+            let scheme = headers
+                .get("x-forwarded-proto")
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("https");
+            url::Url::parse(&format!("{scheme}://{host}{path}"))
+                .map_err(|_| bad())?
+                .to_string()
+        }
+    };
+    if let Some(query) = raw_query.filter(|q| !q.is_empty()) {
+        uri.push('?');
+        uri.push_str(query);
     }
+    ::http::Uri::try_from(uri).map_err(|_| bad())?;
     Ok(())
 }
 
@@ -315,6 +366,46 @@ mod tests {
         );
         let request: LambdaRequest = serde_json::from_value(event("api.example.com")).unwrap();
         assert!(check_http(&request).is_ok());
+    }
+
+    /// Whatever `check_http` lets through, lambda_http turns into a request without panicking
+    /// (cases the fuzzer found: a host that is not one, a scheme that is not http, a domain
+    /// that is not ASCII, a query that is not a URI's).
+    #[test]
+    fn what_check_http_passes_lambda_http_can_build() {
+        let cases = [
+            json!({"host": "a%b"}),
+            json!({"host": "abcdef113.10"}),
+            json!({"domain": "a1b2.execute-api.us\u{4d5}ast-1.amazonaws.com", "proto": "httpr"}),
+            json!({"domain": "a1b2.execute-api.us-east-1.amazonaws.com", "query": "a=b c"}),
+            json!({"domain": "a1b2.execute-api.us-east-1.amazonaws.com", "query": "a=\u{e9}"}),
+            json!({"domain": "api.example.com", "query": "a=b&c=%20"}),
+            json!({"path": "[x"}),
+            json!({"host": "api.example.com", "stage": "prod", "path": "/mcp"}),
+        ];
+        let mut passed = 0;
+        for case in cases {
+            let mut event = json!({"version": "2.0", "rawPath": case.get("path").cloned().unwrap_or(json!("/mcp")),
+                "rawQueryString": case.get("query").cloned().unwrap_or(json!("")),
+                "headers": {},
+                "requestContext": {"http": {"method": "POST", "path": "/mcp"}, "stage": case.get("stage").cloned().unwrap_or(json!("$default"))}});
+            if let Some(host) = case.get("host") {
+                event["headers"]["host"] = host.clone();
+            }
+            if let Some(proto) = case.get("proto") {
+                event["headers"]["x-forwarded-proto"] = proto.clone();
+            }
+            if let Some(domain) = case.get("domain") {
+                event["requestContext"]["domainName"] = domain.clone();
+            }
+            let request: LambdaRequest = serde_json::from_value(event).unwrap();
+            if check_http(&request).is_ok() {
+                passed += 1;
+                let built = std::panic::catch_unwind(|| lambda_http::http::Request::from(request));
+                assert!(built.is_ok(), "{case}");
+            }
+        }
+        assert!(passed >= 2, "the well-formed cases pass");
     }
 
     #[test]

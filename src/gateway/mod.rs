@@ -96,6 +96,7 @@ async fn route(
             let origin = Origin {
                 connection_id: Some(connection_id.to_owned()),
                 caller,
+                declared_modern: false,
             };
             let reply = protocol::handle(state, &origin, &body).await;
             ok(reply)

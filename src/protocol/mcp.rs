@@ -1,5 +1,13 @@
-//! MCP over JSON-RPC 2.0: `initialize`, `ping`, `tools/list`, `tools/call`, notifications and
-//! batches, with rmcp's model types.
+//! MCP over JSON-RPC 2.0, with rmcp's model types, in both eras of the protocol, chosen per
+//! message:
+//!
+//! - **2026-07-28** (modern): a request whose `params._meta` carries
+//!   `io.modelcontextprotocol/protocolVersion` is served statelessly: the required `_meta` keys
+//!   are checked, an unsupported version gets -32022 with the supported list, and
+//!   `server/discover`, `tools/list` and `tools/call` answer with `resultType: "complete"` and
+//!   the server's identity in `_meta` (and cache hints on `tools/list`); there is no `ping`.
+//! - **2025-03-26, 2025-06-18, 2025-11-25** (handshake era): `initialize`, `ping`, `tools/list`,
+//!   `tools/call`, notifications, and batches (2025-03-26).
 //!
 //! A request that cannot be routed or read is a JSON-RPC error (-32700 parse, -32600 invalid
 //! request, -32601 unknown method, -32602 invalid params, [`RATE_LIMITED`]); a tool that ran
@@ -8,8 +16,8 @@
 use std::sync::LazyLock;
 
 use rmcp::model::{
-    CallToolResult, ContentBlock, EmptyResult, ErrorCode, ErrorData, Implementation,
-    InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
+    CacheScope, CallToolResult, ContentBlock, DiscoverResult, EmptyResult, ErrorCode, ErrorData,
+    Implementation, InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
     ServerCapabilities, ServerResult, ToolsCapability,
 };
 use serde::Serialize;
@@ -22,21 +30,46 @@ use crate::session::Origin;
 use crate::state::AppState;
 use crate::tools::{self, ToolReply};
 
-/// The protocol revisions this server speaks, newest first. A client asking for another gets
-/// the newest.
+/// The handshake-era revisions this server speaks, newest first. An `initialize` asking for
+/// another gets the newest.
 pub const SUPPORTED_VERSIONS: [ProtocolVersion; 3] = [
     ProtocolVersion::V_2025_11_25,
     ProtocolVersion::V_2025_06_18,
     ProtocolVersion::V_2025_03_26,
 ];
 
-/// Implementation-defined server error: the connection's rate limit is exhausted. `data`
-/// carries `retryAfterMs`.
-pub const RATE_LIMITED: ErrorCode = ErrorCode(-32029);
+/// The revision served per request, without a handshake.
+pub const MODERN_VERSION: ProtocolVersion = ProtocolVersion::V_2026_07_28;
+
+/// Every revision this server speaks, newest first: what `server/discover` and -32022 list.
+pub const ALL_VERSIONS: [ProtocolVersion; 4] = [
+    ProtocolVersion::V_2026_07_28,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_03_26,
+];
+
+/// The `_meta` keys of a 2026-07-28 request.
+pub const PROTOCOL_VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+pub const CLIENT_CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+
+/// Codes the specification defines (-32020 to -32099 are its own).
+pub const HEADER_MISMATCH: ErrorCode = ErrorCode(-32020);
+pub const UNSUPPORTED_PROTOCOL_VERSION: ErrorCode = ErrorCode(-32022);
+
+/// Implementation-defined server error (-32000 to -32019; -32002 avoided, it meant "resource
+/// not found" up to 2025-11-25): the connection's rate limit is exhausted. `data` carries
+/// `retryAfterMs`.
+pub const RATE_LIMITED: ErrorCode = ErrorCode(-32010);
 
 /// Implementation-defined server error: a request of a batch was not run, because its reply
 /// would not have fitted in the batch's answer (128 KB).
-pub const BATCH_REPLY_TOO_LARGE: ErrorCode = ErrorCode(-32002);
+pub const BATCH_REPLY_TOO_LARGE: ErrorCode = ErrorCode(-32011);
+
+/// How long a client may keep `tools/list` and `server/discover` answers (2026-07-28 cache
+/// hints): the tools change only when the function is deployed again.
+pub const LIST_TTL_MS: u64 = 60 * 60 * 1000;
 
 /// Most messages a batch may hold.
 pub const MAX_BATCH: usize = 50;
@@ -124,24 +157,70 @@ fn tools_list() -> &'static RawValue {
     *LIST
 }
 
-fn initialize_result(version: ProtocolVersion) -> ServerResult {
+fn capabilities() -> ServerCapabilities {
     let mut tools = ToolsCapability::default();
     tools.list_changed = Some(false);
     let mut capabilities = ServerCapabilities::default();
     capabilities.tools = Some(tools);
-    let info = Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
-        .with_title("AWS identity tools");
+    capabilities
+}
+
+fn server_info() -> Implementation {
+    Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"))
+        .with_title("AWS identity tools")
+}
+
+const INSTRUCTIONS: &str = "AWS identity tools: aws_get_credentials shows the credentials in \
+    effect (masked), aws_list_profiles the named profiles, aws_get_account_info and \
+    aws_validate_credentials ask STS who the credentials belong to, and aws_set_environment sets \
+    credentials or a region and answers an environment_id; pass that environment_id to later \
+    calls to use them (needed over HTTP, where calls share no connection).";
+
+fn initialize_result(version: ProtocolVersion) -> ServerResult {
     legacy(ServerResult::InitializeResult(
-        InitializeResult::new(capabilities)
+        InitializeResult::new(capabilities())
             .with_protocol_version(version)
-            .with_server_info(info)
-            .with_instructions(
-                "AWS identity tools: aws_get_credentials shows the credentials in effect (masked), \
-                 aws_list_profiles the named profiles, aws_get_account_info and \
-                 aws_validate_credentials ask STS who the credentials belong to, and \
-                 aws_set_environment sets credentials or a region for this connection only.",
-            ),
+            .with_server_info(server_info())
+            .with_instructions(INSTRUCTIONS),
     ))
+}
+
+/// `server/discover`'s answer (2026-07-28).
+fn discover_result() -> DiscoverResult {
+    let mut result = DiscoverResult::new(ALL_VERSIONS.to_vec(), capabilities())
+        .with_server_info(server_info())
+        .with_ttl_ms(LIST_TTL_MS)
+        .with_cache_scope(CacheScope::Public);
+    result.instructions = Some(INSTRUCTIONS.to_owned());
+    result
+}
+
+/// A 2026-07-28 result: `resultType: "complete"` and the server's identity in `_meta`.
+fn modern(mut result: Value) -> Value {
+    if let Value::Object(object) = &mut result {
+        object.insert("resultType".into(), json!("complete"));
+        let meta = object
+            .entry("_meta")
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(meta) = meta {
+            meta.insert(SERVER_INFO_KEY.into(), json!(server_info()));
+        }
+    }
+    result
+}
+
+/// The `tools/list` result of 2026-07-28: the same tools, with cache hints (public: the list is
+/// the same for every caller).
+fn modern_tools_list() -> &'static RawValue {
+    static LIST: LazyLock<&'static RawValue> = LazyLock::new(|| {
+        let mut list: Value = serde_json::from_str(tools_list().get()).unwrap_or_default();
+        list["ttlMs"] = json!(LIST_TTL_MS);
+        list["cacheScope"] = json!("public");
+        let text = modern(list).to_string();
+        let raw = RawValue::from_string(text).unwrap_or_else(|_| unreachable!("JSON"));
+        &*Box::leak(raw)
+    });
+    *LIST
 }
 
 pub async fn handle(
@@ -173,6 +252,82 @@ pub async fn handle(
     let (reply, mut summary) = handle_message(state, origin, id.as_ref(), &mut object).await;
     summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()));
     (reply, summary)
+}
+
+/// Which rules a request is served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// 2025-03-26 to 2025-11-25: the `initialize` handshake.
+    Handshake,
+    /// 2026-07-28: per-request `_meta`, no handshake.
+    Modern,
+}
+
+/// A request that the 2026-07-28 rules refuse: its code, message and `data`.
+pub type Refusal = (ErrorCode, String, Option<Value>);
+
+/// The era of a request: 2026-07-28 when its `_meta` names a protocol version, or when the
+/// transport declared one (the `MCP-Protocol-Version` header); then the required `_meta` keys
+/// must be there (the first rung of the specification's validation ladder).
+pub fn era(params: Option<&Value>, declared_modern: bool) -> Result<Era, Refusal> {
+    let meta = params.and_then(|p| p.get("_meta"));
+    let names_version = meta.is_some_and(|m| m.get(PROTOCOL_VERSION_KEY).is_some());
+    if !names_version && !declared_modern {
+        return Ok(Era::Handshake);
+    }
+    let Some(meta) = meta.and_then(Value::as_object) else {
+        return Err((
+            ErrorCode::INVALID_PARAMS,
+            format!(
+                "params._meta must be an object carrying {PROTOCOL_VERSION_KEY} and {CLIENT_CAPABILITIES_KEY}"
+            ),
+            None,
+        ));
+    };
+    let missing: Vec<&str> = [PROTOCOL_VERSION_KEY, CLIENT_CAPABILITIES_KEY]
+        .into_iter()
+        .filter(|key| !meta.contains_key(*key))
+        .collect();
+    if !missing.is_empty() {
+        return Err((
+            ErrorCode::INVALID_PARAMS,
+            format!(
+                "params._meta is missing the required key(s): {}",
+                missing.join(", ")
+            ),
+            None,
+        ));
+    }
+    Ok(Era::Modern)
+}
+
+/// The last rung: the version is one this server serves per request.
+fn modern_version(params: &Map<String, Value>) -> Result<(), Refusal> {
+    match params
+        .get("_meta")
+        .and_then(|m| m.get(PROTOCOL_VERSION_KEY))
+    {
+        Some(Value::String(version)) if *version == MODERN_VERSION.as_str() => Ok(()),
+        Some(Value::String(version)) => Err(unsupported_version(version)),
+        _ => Err((
+            ErrorCode::INVALID_PARAMS,
+            format!("{PROTOCOL_VERSION_KEY} must be a string"),
+            None,
+        )),
+    }
+}
+
+/// -32022 for a version this server does not serve, with the ones it does.
+pub fn unsupported_version(requested: &str) -> Refusal {
+    (
+        UNSUPPORTED_PROTOCOL_VERSION,
+        "Unsupported protocol version".to_owned(),
+        Some(json!({
+            "supported": ALL_VERSIONS.map(|v| v.as_str().to_owned()),
+            // The client's own value, bounded: it names what it asked for.
+            "requested": requested.chars().take(64).collect::<String>(),
+        })),
+    )
 }
 
 async fn handle_message(
@@ -207,14 +362,33 @@ async fn handle_message(
         summary.outcome = Outcome::NoReply("notification");
         return (None, summary);
     };
+    let era = match era(object.get("params"), origin.declared_modern) {
+        Ok(era) => era,
+        Err((code, message, data)) => {
+            let mut summary = summary;
+            summary.outcome = Outcome::Rejected(code.0.to_string());
+            return (
+                Some(error_text(Some(id), &ErrorData::new(code, message, data))),
+                summary,
+            );
+        }
+    };
     let params = match object.remove("params") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params,
         Some(_) => return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into()),
     };
+    if era == Era::Modern {
+        summary.format = "mcp 2026-07-28";
+        if let Err((code, message, data)) = modern_version(&params) {
+            summary.outcome = Outcome::Rejected(code.0.to_string());
+            let error = ErrorData::new(code, message, data);
+            return (Some(error_text(Some(id), &error)), summary);
+        }
+    }
 
-    let reply = match method.as_str() {
-        "initialize" => match initialize_version(&params) {
+    let reply = match (era, method.as_str()) {
+        (Era::Handshake, "initialize") => match initialize_version(&params) {
             Ok(version) => respond(id, initialize_result(version)),
             Err(message) => {
                 return refuse(
@@ -223,75 +397,95 @@ async fn handle_message(
                 );
             }
         },
-        "ping" => respond(id, EmptyResult {}),
-        "tools/list" => {
+        (Era::Handshake, "ping") => respond(id, EmptyResult {}),
+        (Era::Modern, "server/discover") => respond(id, modern(json!(discover_result()))),
+        (_, "tools/list") => {
             if params.get("cursor").is_some_and(|c| !c.is_null()) {
                 return refuse(
                     ErrorCode::INVALID_PARAMS,
                     "invalid cursor: tools/list has a single page".into(),
                 );
             }
-            respond(id, tools_list())
-        }
-        "tools/call" => {
-            let (name, arguments) = match call_params(params) {
-                Ok(decoded) => decoded,
-                Err(message) => return refuse(ErrorCode::INVALID_PARAMS, message),
-            };
-            let Some(tool) = ToolName::parse(&name) else {
-                let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.mcp_name()).collect();
-                return refuse(
-                    ErrorCode::INVALID_PARAMS,
-                    format!("unknown tool; available: {}", known.join(", ")),
-                );
-            };
-            summary.tool = Some(tool);
-            match tools::call(state, origin, tool, &arguments).await {
-                Err(limited) => {
-                    let retry_after_ms = limited.retry_after_ms();
-                    let error = ErrorData::new(
-                        RATE_LIMITED,
-                        limited.to_string(),
-                        Some(json!({ "retryAfterMs": retry_after_ms })),
-                    );
-                    summary.outcome = Outcome::Rejected(RATE_LIMITED.0.to_string());
-                    return (Some(error_text(Some(id), &error)), summary);
-                }
-                Ok(called) => {
-                    summary.credentials_source = called.credentials_source;
-                    summary.caller = Some(called.caller);
-                    let reply = called.reply;
-                    summary.error_code = reply.error_code().map(str::to_owned);
-                    summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
-                    let text =
-                        respond(id, legacy(ServerResult::CallToolResult(call_result(reply))));
-                    if text.len() > MAX_TOOL_REPLY_BYTES {
-                        tracing::error!(bytes = text.len(), "a tool result exceeded its bound");
-                        let too_large = ToolReply::Failure(tools::ToolError::new(
-                            crate::names::ErrorKind::ExecutionError,
-                            "the tool's result is too large to send",
-                        ));
-                        summary.outcome =
-                            Outcome::ToolError(crate::names::ErrorKind::ExecutionError);
-                        respond(
-                            id,
-                            legacy(ServerResult::CallToolResult(call_result(too_large))),
-                        )
-                    } else {
-                        text
-                    }
-                }
+            match era {
+                Era::Handshake => respond(id, tools_list()),
+                Era::Modern => respond(id, modern_tools_list()),
             }
         }
-        _ => {
+        (_, "tools/call") => match call_tool(state, origin, id, params, era, &mut summary).await {
+            Ok(reply) => reply,
+            Err((code, message, data)) => {
+                summary.outcome = Outcome::Rejected(code.0.to_string());
+                let error = ErrorData::new(code, message, data);
+                return (Some(error_text(Some(id), &error)), summary);
+            }
+        },
+        (Era::Handshake, _) => {
             return refuse(
                 ErrorCode::METHOD_NOT_FOUND,
                 "method not found; this server answers initialize, ping, tools/list and tools/call"
                     .into(),
             );
         }
+        (Era::Modern, _) => {
+            return refuse(
+                ErrorCode::METHOD_NOT_FOUND,
+                "method not found; with 2026-07-28 this server answers server/discover, tools/list and tools/call"
+                    .into(),
+            );
+        }
     };
     (Some(reply), summary)
+}
+
+/// `tools/call`: the tool, through [`tools::call`]; the result in the request's era.
+async fn call_tool(
+    state: &AppState,
+    origin: &Origin,
+    id: &RequestId,
+    params: Map<String, Value>,
+    era: Era,
+    summary: &mut Summary,
+) -> Result<String, Refusal> {
+    let (name, arguments) =
+        call_params(params).map_err(|message| (ErrorCode::INVALID_PARAMS, message, None))?;
+    let Some(tool) = ToolName::parse(&name) else {
+        let known: Vec<&str> = ToolName::ALL.iter().map(|t| t.mcp_name()).collect();
+        return Err((
+            ErrorCode::INVALID_PARAMS,
+            format!("unknown tool; available: {}", known.join(", ")),
+            None,
+        ));
+    };
+    summary.tool = Some(tool);
+    let called = match tools::call(state, origin, tool, &arguments).await {
+        Ok(called) => called,
+        Err(limited) => {
+            return Err((
+                RATE_LIMITED,
+                limited.to_string(),
+                Some(json!({ "retryAfterMs": limited.retry_after_ms() })),
+            ));
+        }
+    };
+    summary.credentials_source = called.credentials_source;
+    summary.caller = Some(called.caller);
+    let reply = called.reply;
+    summary.error_code = reply.error_code().map(str::to_owned);
+    summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
+    let encode = |reply: ToolReply| match era {
+        Era::Handshake => respond(id, legacy(ServerResult::CallToolResult(call_result(reply)))),
+        Era::Modern => respond(id, modern(json!(call_result(reply)))),
+    };
+    let text = encode(reply);
+    if text.len() <= MAX_TOOL_REPLY_BYTES {
+        return Ok(text);
+    }
+    tracing::error!(bytes = text.len(), "a tool result exceeded its bound");
+    summary.outcome = Outcome::ToolError(crate::names::ErrorKind::ExecutionError);
+    Ok(encode(ToolReply::Failure(tools::ToolError::new(
+        crate::names::ErrorKind::ExecutionError,
+        "the tool's result is too large to send",
+    ))))
 }
 
 /// The version to answer an `initialize` with: the client's, when this server speaks it, else
@@ -330,6 +524,8 @@ fn initialize_version(params: &Map<String, Value>) -> Result<ProtocolVersion, St
 
 /// MCP methods by name, for the log; anything else is logged as `unknown`.
 const KNOWN_METHODS: &[&str] = &[
+    "server/discover",
+    "subscriptions/listen",
     "initialize",
     "ping",
     "tools/list",

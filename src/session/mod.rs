@@ -214,6 +214,9 @@ impl SessionStore {
 pub struct Origin {
     pub connection_id: Option<String>,
     pub caller: Caller,
+    /// The transport declared MCP 2026-07-28 (the `MCP-Protocol-Version` header over HTTP):
+    /// the request must carry that revision's `_meta`.
+    pub declared_modern: bool,
 }
 
 impl Origin {
@@ -222,6 +225,7 @@ impl Origin {
         Self {
             connection_id: Some(id.to_owned()),
             caller: Caller::default(),
+            declared_modern: false,
         }
     }
 

@@ -139,8 +139,28 @@ impl Emulator {
     }
 }
 
-async fn http_api(State(emulator): State<Arc<Emulator>>, request: Request) -> Response {
-    super::http::respond(emulator.instance(), request.method(), request.uri().path())
+/// `/mcp` (Streamable HTTP) and `/api/metrics`, through the same handler as in Lambda.
+async fn http_api(
+    State(emulator): State<Arc<Emulator>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    // Read no more than a message may have; past that the body is too large, and not kept.
+    let body = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.ok();
+    let caller = crate::session::Caller {
+        source_ip: Some(peer.ip().to_string()),
+        ..Default::default()
+    };
+    let request = super::http::HttpRequest {
+        method: &parts.method,
+        path: parts.uri.path(),
+        headers: &parts.headers,
+        body: body.as_deref(),
+        caller,
+    };
+    super::http::respond(emulator.instance(), request)
+        .await
         .into_response()
 }
 
@@ -392,6 +412,7 @@ async fn run(
                         source_ip: Some(connection.source_ip.clone()),
                         ..Default::default()
                     },
+                    declared_modern: false,
                 };
                 let reply = protocol::refuse_invalid_utf8(emulator.instance(), &origin);
                 match outbox.send(reply).await {
