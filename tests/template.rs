@@ -1,5 +1,5 @@
 //! template.yaml's security and operability properties, which cfn-lint checks only loosely for
-//! ApiGatewayV2: IAM authorization on `$connect`, no `*` action in any policy, PutMetricData
+//! ApiGatewayV2: IAM authorization on `$connect` and on `/mcp`, no `*` action in any policy, PutMetricData
 //! limited to the namespace, AssumeRole limited to the listed roles, the route response that
 //! carries replies back, throttling, log retention, and a function the binary can run as.
 
@@ -208,6 +208,7 @@ fn replies_reach_the_client_through_a_route_response() {
     assert_eq!(api["Properties"]["ProtocolType"], "WEBSOCKET");
     let routes: Vec<&str> = resources_of_type(&t, "AWS::ApiGatewayV2::Route")
         .iter()
+        .filter(|(_, r)| is_ref(&r["Properties"]["ApiId"], "WebSocketApi"))
         .map(|(_, r)| r["Properties"]["RouteKey"].as_str().unwrap())
         .collect();
     assert_eq!(routes.len(), 3);
@@ -327,7 +328,7 @@ fn dashboard_alarms_and_outputs() {
         assert!(dashboard.contains(needle), "dashboard lacks {needle}");
     }
     let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
-    assert_eq!(alarms.len(), 2);
+    assert_eq!(alarms.len(), 3);
     for (name, alarm) in &alarms {
         let alarm_name = format!("{:?}", alarm["Properties"]["AlarmName"]);
         assert!(
@@ -464,4 +465,51 @@ fn sessions_live_in_an_encrypted_expiring_table_with_least_privilege() {
         &function["Properties"]["FunctionName"],
         "NamePrefix"
     ));
+}
+
+/// Streamable HTTP: `ANY /mcp` on an HTTP API with AWS_IAM authorization, payload 2.0 to the
+/// same function, throttled, invocable by that API only; or a Function URL with AWS_IAM; the
+/// URL in the outputs either way.
+#[test]
+fn streamable_http_is_iam_authorized_and_its_url_an_output() {
+    let t = template();
+    assert_eq!(parameter_default(&t, "HttpEndpoint"), "HttpApi");
+    let api = resource(&t, "HttpApi");
+    assert_eq!(api["Properties"]["ProtocolType"], "HTTP");
+    assert_eq!(api["Condition"], "UseHttpApi");
+    let route = resource(&t, "HttpMcpRoute");
+    assert_eq!(route["Properties"]["RouteKey"], "ANY /mcp");
+    assert_eq!(route["Properties"]["AuthorizationType"], "AWS_IAM");
+    assert!(format!("{:?}", route["Properties"]["Target"]).contains("HttpIntegration"));
+    let integration = resource(&t, "HttpIntegration");
+    assert_eq!(integration["Properties"]["PayloadFormatVersion"], "2.0");
+    assert_eq!(integration["Properties"]["IntegrationType"], "AWS_PROXY");
+    assert!(format!("{:?}", integration["Properties"]["IntegrationUri"]).contains("Function"));
+    let stage = resource(&t, "HttpStage");
+    assert_eq!(stage["Properties"]["StageName"], "$default");
+    assert!(is_ref(
+        &stage["Properties"]["DefaultRouteSettings"]["ThrottlingRateLimit"],
+        "HttpThrottlingRateLimit"
+    ));
+    let permission = resource(&t, "HttpInvokePermission");
+    let source = format!("{:?}", permission["Properties"]["SourceArn"]);
+    assert!(source.contains("${HttpApi}/*/*/mcp"), "{source}");
+
+    let url = resource(&t, "FunctionUrl");
+    assert_eq!(url["Condition"], "UseFunctionUrl");
+    assert_eq!(url["Properties"]["AuthType"], "AWS_IAM");
+
+    let outputs = &t["Outputs"];
+    let mcp_url = format!("{:?}", outputs["McpUrl"]["Value"]);
+    assert!(
+        mcp_url.contains("execute-api") && mcp_url.contains("/mcp"),
+        "{mcp_url}"
+    );
+    assert!(mcp_url.contains("FunctionUrl.FunctionUrl"), "{mcp_url}");
+    assert!(!outputs["McpInvokeResourceArn"].is_null());
+    // The WebSocket API is still there, unchanged.
+    assert_eq!(
+        resource(&t, "WebSocketApi")["Properties"]["ProtocolType"],
+        "WEBSOCKET"
+    );
 }

@@ -83,13 +83,44 @@ fn json_response(status: StatusCode, body: String) -> Response<String> {
     response
 }
 
-/// An HTTP refusal with a JSON-RPC error (`id` when it could be read).
+/// A JSON-RPC error answer; `id` is `null` when the request's could not be read.
+#[derive(serde::Serialize)]
+struct RpcError<'a> {
+    jsonrpc: &'static str,
+    id: Option<&'a Value>,
+    error: RpcErrorBody<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct RpcErrorBody<'a> {
+    code: i32,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<Value>,
+}
+
+/// An HTTP refusal with a JSON-RPC error.
 fn refused(status: StatusCode, id: Option<&Value>, code: i32, message: &str) -> Response<String> {
-    let mut body = json!({"jsonrpc": "2.0", "error": {"code": code, "message": message}});
-    if let Some(id) = id {
-        body["id"] = id.clone();
-    }
-    json_response(status, body.to_string())
+    refused_with(status, id, code, message, None)
+}
+
+fn refused_with(
+    status: StatusCode,
+    id: Option<&Value>,
+    code: i32,
+    message: &str,
+    data: Option<Value>,
+) -> Response<String> {
+    let body = RpcError {
+        jsonrpc: "2.0",
+        id: id.filter(|id| id.is_string() || id.is_number()),
+        error: RpcErrorBody {
+            code,
+            message,
+            data,
+        },
+    };
+    json_response(status, serde_json::to_string(&body).unwrap_or_default())
 }
 
 fn accepted() -> Response<String> {
@@ -293,12 +324,13 @@ async fn mcp_endpoint(state: &AppState, request: HttpRequest<'_>) -> Response<St
         && !mcp::ALL_VERSIONS.iter().any(|v| v.as_str() == version)
     {
         let (code, message, data) = mcp::unsupported_version(version);
-        let mut body =
-            json!({"jsonrpc": "2.0", "error": {"code": code.0, "message": message, "data": data}});
-        if let Some(id) = object.get("id") {
-            body["id"] = id.clone();
-        }
-        return json_response(StatusCode::BAD_REQUEST, body.to_string());
+        return refused_with(
+            StatusCode::BAD_REQUEST,
+            object.get("id"),
+            code.0,
+            &message,
+            data,
+        );
     }
     let declared_modern = declared == Some(mcp::MODERN_VERSION.as_str());
     let is_request = object.contains_key("method") && object.contains_key("id");

@@ -251,13 +251,14 @@ pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyReques
 /// and unwraps: parsed here first, with the same parser, so that an odd event (a host that is
 /// not one, a scheme that is not http) is an error instead of a panic.
 fn check_http(request: &LambdaRequest) -> Result<(), EventError> {
-    let (headers, domain, stage, path, raw_query) = match request {
+    let (headers, domain, stage, path, raw_query, body) = match request {
         LambdaRequest::ApiGatewayV2(event) => (
             &event.headers,
             event.request_context.domain_name.as_deref(),
             &event.request_context.stage,
             event.raw_path.as_deref(),
             event.raw_query_string.as_deref(),
+            event.body.as_deref().filter(|_| event.is_base64_encoded),
         ),
         // lambda_http encodes a REST event's query parameters itself.
         LambdaRequest::ApiGatewayV1(event) => (
@@ -266,9 +267,23 @@ fn check_http(request: &LambdaRequest) -> Result<(), EventError> {
             &event.request_context.stage,
             event.path.as_deref(),
             None,
+            event.body.as_deref().filter(|_| event.is_base64_encoded),
         ),
         _ => return Ok(()),
     };
+    // lambda_http decodes a body marked base64 and panics when it is not.
+    if let Some(encoded) = body {
+        use base64::Engine;
+        if base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .is_err()
+        {
+            return Err(EventError::WrongType(
+                "body".to_owned(),
+                "isBase64Encoded is true but the body is not base64".to_owned(),
+            ));
+        }
+    }
     let bad = || {
         EventError::WrongType(
             "headers.host".to_owned(),
@@ -384,7 +399,12 @@ mod tests {
             json!({"host": "api.example.com", "stage": "prod", "path": "/mcp"}),
         ];
         let mut passed = 0;
-        for case in cases {
+        let base64_cases = [
+            json!({"domain": "api.example.com", "body": "e30=", "base64": true}),
+            json!({"domain": "api.example.com", "body": "not base64!", "base64": true}),
+            json!({"domain": "api.example.com", "body": "not base64!", "base64": false}),
+        ];
+        for case in cases.into_iter().chain(base64_cases) {
             let mut event = json!({"version": "2.0", "rawPath": case.get("path").cloned().unwrap_or(json!("/mcp")),
                 "rawQueryString": case.get("query").cloned().unwrap_or(json!("")),
                 "headers": {},
@@ -398,6 +418,10 @@ mod tests {
             if let Some(domain) = case.get("domain") {
                 event["requestContext"]["domainName"] = domain.clone();
             }
+            if let Some(body) = case.get("body") {
+                event["body"] = body.clone();
+                event["isBase64Encoded"] = case["base64"].clone();
+            }
             let request: LambdaRequest = serde_json::from_value(event).unwrap();
             if check_http(&request).is_ok() {
                 passed += 1;
@@ -405,7 +429,7 @@ mod tests {
                 assert!(built.is_ok(), "{case}");
             }
         }
-        assert!(passed >= 2, "the well-formed cases pass");
+        assert!(passed >= 4, "the well-formed cases pass");
     }
 
     #[test]
