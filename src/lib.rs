@@ -5,7 +5,8 @@
 //! ([`tools`]) that resolve credentials and call STS ([`aws`]). Connection-scoped state (overrides
 //! set by `set-environment`, rate limits) lives in [`session`]; everything built once at start-up
 //! lives in [`state::AppState`], configured from the environment by [`config`]. Every tool call
-//! is counted and timed by [`metrics`], which publishes off the reply path.
+//! is counted and timed by [`metrics`], which publishes off the reply path. `proxy` (a feature)
+//! is the other end: a stdio MCP server for desktop hosts that forwards to a deployed stack.
 
 // The futures of a tool call nest deeply (the Lambda runtime, the handler, the tool, the SDK's
 // orchestrator); computing their layout needs more than the default depth.
@@ -18,6 +19,8 @@ pub mod logging;
 pub mod metrics;
 pub mod names;
 pub mod protocol;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 pub mod session;
 pub mod state;
 pub mod tools;

@@ -73,9 +73,16 @@ pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
 }
 
 pub fn init(output: Output) {
+    init_with_default(output, None);
+}
+
+/// As [`init`], with `default` as the level when neither variable sets one (`proxy` logs only
+/// warnings on stderr, which hosts show as the server's log).
+pub fn init_with_default(output: Output, default: Option<&str>) {
+    let rust_log = std::env::var("RUST_LOG").ok();
     let targets = filter(
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
-        std::env::var("RUST_LOG").ok().as_deref(),
+        rust_log.as_deref().or(default),
     );
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
     let writer = BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {

@@ -20,21 +20,48 @@ AWS identity tools for AI assistants over MCP, as an AWS Lambda behind an API Ga
 API. Started by Lambda (AWS_LAMBDA_RUNTIME_API set) with no command, it runs the Lambda runtime.
 
 Usage:
-  mcp-aws-tools serve [--addr HOST:PORT] [--instances N]
-                                           serve the WebSocket API on ws://HOST:PORT/ws, as API
+  mcp-aws-tools serve [--addr HOST:PORT] [--instances N] [--iam]
+                                           serve the WebSocket API on ws://HOST:PORT/ws and MCP
+                                           over Streamable HTTP on http://HOST:PORT/mcp, as API
                                            Gateway would in front of the Lambda (default
                                            127.0.0.1:8000); with N instances of the function
                                            sharing only the session store, each message handed
-                                           to one at random
+                                           to one at random; with --iam, $connect and /mcp need
+                                           a SigV4 signature made with the AWS credentials in
+                                           serve's environment, as AWS_IAM authorization does
+  mcp-aws-tools proxy URL [--profile NAME] [--region REGION] [--no-sign]
+                                           speak MCP on stdin/stdout (for desktop hosts) and
+                                           forward to URL: a WebSocket API stage (wss://...) with
+                                           its $connect SigV4-presigned, or a Streamable HTTP
+                                           endpoint (https://.../mcp) with each request signed,
+                                           with the local AWS credentials (of NAME); --no-sign
+                                           for a local serve without --iam
   mcp-aws-tools invoke FILE                run one API Gateway WebSocket event (a JSON file, - for
                                            stdin) through the handler and print the response
   mcp-aws-tools --help | --version";
 
+/// `proxy`'s arguments (the type exists in builds without the proxy, to say it is missing).
+#[derive(Debug)]
+#[cfg_attr(not(feature = "proxy"), allow(dead_code))]
+struct ProxyOptions {
+    url: String,
+    profile: Option<String>,
+    region: Option<String>,
+    sign: bool,
+}
+
 #[derive(Debug)]
 enum Command {
     Lambda,
-    Serve { addr: String, instances: usize },
-    Invoke { file: PathBuf },
+    Serve {
+        addr: String,
+        instances: usize,
+        iam: bool,
+    },
+    Invoke {
+        file: PathBuf,
+    },
+    Proxy(ProxyOptions),
     Help,
     Version,
 }
@@ -65,6 +92,7 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
         [command, rest @ ..] if command == "serve" => {
             let mut addr = "127.0.0.1:8000".to_owned();
             let mut instances = 1;
+            let mut iam = false;
             let mut rest = rest.iter();
             let count = |text: &str| match text.parse::<usize>() {
                 Ok(n @ 1..=64) => Ok(n),
@@ -82,10 +110,49 @@ fn parse(args: &[OsString]) -> Result<Command, String> {
                     other if other.starts_with("--instances=") => {
                         instances = count(&other["--instances=".len()..])?
                     }
+                    "--iam" => iam = true,
                     other => return Err(format!("serve: unexpected argument '{other}'")),
                 }
             }
-            Ok(Command::Serve { addr, instances })
+            Ok(Command::Serve {
+                addr,
+                instances,
+                iam,
+            })
+        }
+        [command, rest @ ..] if command == "proxy" => {
+            let mut options = ProxyOptions {
+                url: String::new(),
+                profile: None,
+                region: None,
+                sign: true,
+            };
+            let mut rest = rest.iter();
+            while let Some(arg) = rest.next() {
+                let mut value = |name: &str, inline: Option<&str>| match inline {
+                    Some(value) => Ok(value.to_owned()),
+                    None => rest
+                        .next()
+                        .cloned()
+                        .ok_or_else(|| format!("{name} needs a value")),
+                };
+                match arg.split_once('=') {
+                    _ if arg == "--no-sign" => options.sign = false,
+                    Some(("--profile", v)) => options.profile = Some(value("--profile", Some(v))?),
+                    Some(("--region", v)) => options.region = Some(value("--region", Some(v))?),
+                    None if arg == "--profile" => options.profile = Some(value("--profile", None)?),
+                    None if arg == "--region" => options.region = Some(value("--region", None)?),
+                    _ if arg.starts_with("--") => {
+                        return Err(format!("proxy: unexpected option '{arg}'"));
+                    }
+                    _ if options.url.is_empty() => options.url = arg.clone(),
+                    _ => return Err(format!("proxy: unexpected argument '{arg}'")),
+                }
+            }
+            if options.url.is_empty() {
+                return Err("proxy needs the endpoint's URL (wss://... or https://.../mcp)".into());
+            }
+            Ok(Command::Proxy(options))
         }
         [command, ..] if command == "invoke" => {
             Err("invoke takes one FILE (or - for stdin)".into())
@@ -138,6 +205,11 @@ async fn run(command: Command) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Command::Invoke { .. } => logging::init(Output::Stderr),
+        // stdout carries MCP; the host shows stderr as the server's log: warnings only.
+        Command::Proxy(options) => {
+            logging::init_with_default(Output::Stderr, Some("warn"));
+            return proxy(options).await;
+        }
         _ => logging::init(Output::Stdout),
     }
     let config = match Config::from_env() {
@@ -148,7 +220,11 @@ async fn run(command: Command) -> ExitCode {
         }
     };
     match command {
-        Command::Serve { addr, instances } => serve(config, &addr, instances).await,
+        Command::Serve {
+            addr,
+            instances,
+            iam,
+        } => serve(config, &addr, instances, iam).await,
         Command::Invoke { file } => invoke(config, &file).await,
         Command::Lambda if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() => {
             lambda(config).await
@@ -183,8 +259,33 @@ async fn lambda(config: Config) -> ExitCode {
     }
 }
 
+#[cfg(feature = "proxy")]
+async fn proxy(options: ProxyOptions) -> ExitCode {
+    let options = mcp_aws_tools::proxy::Options {
+        url: options.url,
+        profile: options.profile,
+        region: options.region,
+        sign: options.sign,
+    };
+    match mcp_aws_tools::proxy::run(options).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("mcp-aws-tools proxy: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(not(feature = "proxy"))]
+async fn proxy(_options: ProxyOptions) -> ExitCode {
+    eprintln!(
+        "mcp-aws-tools: this build has no proxy: it was built without the proxy feature (a Lambda build)"
+    );
+    ExitCode::from(2)
+}
+
 #[cfg(not(feature = "serve"))]
-async fn serve(_config: Config, _addr: &str, _instances: usize) -> ExitCode {
+async fn serve(_config: Config, _addr: &str, _instances: usize, _iam: bool) -> ExitCode {
     eprintln!(
         "mcp-aws-tools: this build has no serve: it was built without the serve feature (a Lambda build)"
     );
@@ -192,7 +293,7 @@ async fn serve(_config: Config, _addr: &str, _instances: usize) -> ExitCode {
 }
 
 #[cfg(feature = "serve")]
-async fn serve(config: Config, addr: &str, instances: usize) -> ExitCode {
+async fn serve(config: Config, addr: &str, instances: usize, iam: bool) -> ExitCode {
     let listener = match tokio::net::TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -207,6 +308,17 @@ async fn serve(config: Config, addr: &str, instances: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let iam = if iam {
+        match iam_authorization(&states[0]).await {
+            Ok(iam) => Some(iam),
+            Err(err) => {
+                eprintln!("mcp-aws-tools: {err}");
+                return ExitCode::from(2);
+            }
+        }
+    } else {
+        None
+    };
     let local = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -214,14 +326,16 @@ async fn serve(config: Config, addr: &str, instances: usize) -> ExitCode {
     tracing::info!(
         address = %local,
         url = %format!("ws://{local}/ws"),
+        mcp_url = %format!("http://{local}/mcp"),
         instances,
+        iam = iam.is_some(),
         session_store = states[0].sessions.store().name(),
         "serving"
     );
     // The instances share the metrics: one publisher.
     let publisher = states[0].start_metrics();
     let states = states.into_iter().map(std::sync::Arc::new).collect();
-    let served = gateway::emulator::serve(listener, states, shutdown_signal()).await;
+    let served = gateway::emulator::serve(listener, states, iam, shutdown_signal()).await;
     if let Some(publisher) = publisher {
         publisher.shutdown().await;
     }
@@ -232,6 +346,43 @@ async fn serve(config: Config, addr: &str, instances: usize) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `serve --iam`: signatures are checked against the credentials in serve's environment, and
+/// reported as made by their principal (asked of STS once; unknown if STS does not answer).
+#[cfg(feature = "serve")]
+async fn iam_authorization(state: &AppState) -> Result<gateway::emulator::Iam, String> {
+    use mcp_aws_tools::aws::sigv4::Verifier;
+    let env = &state.config.aws;
+    let (Some(key), Some(secret)) = (&env.access_key_id, &env.secret_access_key) else {
+        return Err("serve --iam checks signatures against the credentials in its environment: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY".into());
+    };
+    let credentials = aws_credential_types::Credentials::new(
+        key.clone(),
+        secret.expose().to_owned(),
+        env.session_token.as_ref().map(|t| t.expose().to_owned()),
+        None,
+        "serve --iam",
+    );
+    let region = env.effective_region().map(str::to_owned);
+    let mut caller = mcp_aws_tools::session::Caller::default();
+    let sts_region = region
+        .as_deref()
+        .unwrap_or(mcp_aws_tools::aws::sts::FALLBACK_REGION);
+    match state.sts.caller_identity(&credentials, sts_region).await {
+        Ok(identity) => {
+            caller.arn = Some(identity.arn);
+            caller.account_id = Some(identity.account);
+        }
+        Err(err) => tracing::warn!(
+            cause = err.cause.as_str(),
+            "serve --iam: STS did not say whose the credentials are; callers are reported without an ARN"
+        ),
+    }
+    Ok(gateway::emulator::Iam {
+        verifier: Verifier::new(credentials, region),
+        caller,
+    })
 }
 
 /// `invoke` prints the response on stdout, so metrics are not published (EMF would share stdout).
@@ -309,14 +460,23 @@ mod tests {
     fn commands() {
         assert!(matches!(parse(&args(&[])), Ok(Command::Lambda)));
         assert!(
-            matches!(parse(&args(&["serve"])), Ok(Command::Serve { addr, instances: 1 }) if addr == "127.0.0.1:8000")
+            matches!(parse(&args(&["serve"])), Ok(Command::Serve { addr, instances: 1, iam: false }) if addr == "127.0.0.1:8000")
         );
         assert!(
-            matches!(parse(&args(&["serve", "--addr", "0.0.0.0:9", "--instances", "3"])), Ok(Command::Serve { addr, instances: 3 }) if addr == "0.0.0.0:9")
+            matches!(parse(&args(&["serve", "--addr", "0.0.0.0:9", "--instances", "3"])), Ok(Command::Serve { addr, instances: 3, iam: false }) if addr == "0.0.0.0:9")
         );
         assert!(
-            matches!(parse(&args(&["serve", "--addr=[::1]:9", "--instances=2"])), Ok(Command::Serve { addr, instances: 2 }) if addr == "[::1]:9")
+            matches!(parse(&args(&["serve", "--addr=[::1]:9", "--instances=2", "--iam"])), Ok(Command::Serve { addr, instances: 2, iam: true }) if addr == "[::1]:9")
         );
+        assert!(matches!(
+            parse(&args(&["proxy", "wss://x.execute-api.eu-west-1.amazonaws.com/prod", "--profile", "dev", "--region=eu-west-1"])),
+            Ok(Command::Proxy(ProxyOptions { url, profile: Some(profile), region: Some(region), sign: true }))
+                if url.starts_with("wss://") && profile == "dev" && region == "eu-west-1"
+        ));
+        assert!(matches!(
+            parse(&args(&["proxy", "--no-sign", "http://127.0.0.1:8000/mcp"])),
+            Ok(Command::Proxy(ProxyOptions { sign: false, .. }))
+        ));
         assert!(
             matches!(parse(&args(&["invoke", "-"])), Ok(Command::Invoke { file }) if file.as_os_str() == "-")
         );

@@ -11,8 +11,6 @@ use std::time::Duration;
 use aws_config::provider_config::ProviderConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_types::retry::RetryConfig;
 use aws_smithy_types::timeout::TimeoutConfig;
 use ring::aead::LessSafeKey;
@@ -177,7 +175,7 @@ impl AppState {
 
 impl Aws {
     async fn new(config: &Config) -> Self {
-        let http_client = https_client();
+        let http_client = crate::aws::https_client();
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.connect_timeout)
             .operation_attempt_timeout(config.operation_timeout)
@@ -253,13 +251,6 @@ fn retries(operation_timeout: Duration) -> RetryConfig {
     RetryConfig::standard()
         .with_initial_backoff((operation_timeout / 8).min(Duration::from_secs(1)))
         .with_max_backoff(operation_timeout / 4)
-}
-
-/// One HTTPS client for every AWS call: hyper with rustls on ring.
-fn https_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
 }
 
 /// The CloudWatch client publishes with the process's own credentials (never a connection's),

@@ -1,13 +1,24 @@
-//! AWS: credential resolution, named profiles, masking of secrets, the STS calls, and the
-//! classification of every AWS failure by cause ([`error`]).
+//! AWS: credential resolution, named profiles, masking of secrets, the STS calls, SigV4 signing
+//! and checking ([`sigv4`]), and the classification of every AWS failure by cause ([`error`]).
 
 pub mod credentials;
 pub mod error;
 pub mod profiles;
 pub mod secret;
+pub mod sigv4;
 pub mod sts;
 
 use std::sync::OnceLock;
+
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+
+/// One HTTPS client for every AWS call: hyper with rustls on ring.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
 
 /// An AWS client built on first use. Building an SDK client loads the system's TLS root
 /// certificates (the SDK does it then, so that the first request does not); doing it on the

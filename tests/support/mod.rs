@@ -1,7 +1,8 @@
 //! Test support: provisions and runs what the tests talk to.
 //!
-//! - Python packages (moto, the MCP SDK) in a virtualenv under `target/`, from
-//!   `tests/support/requirements.txt`, installed on first use with `python3 -m venv` and pip.
+//! - Python packages (moto, the MCP SDK 1.x, mcp-proxy-for-aws) in a virtualenv under `target/`,
+//!   from `tests/support/requirements.txt`, and the MCP SDK 2.x in a second one, from
+//!   `requirements-mcp2.txt`, installed on first use with `python3 -m venv` and pip.
 //! - Node packages (the `ws` client of the reference document's Example 4) with `npm ci`.
 //! - moto on 127.0.0.1 on a free port ([`Moto`]), stopped when the test process ends.
 //! - The real binary: `serve` on a free port ([`Server`]) and `invoke` ([`invoke`]).
@@ -81,34 +82,53 @@ fn provision(name: &str, manifest: &Path, install: impl FnOnce(&Path)) -> PathBu
     dir
 }
 
-/// The virtualenv's python, with `tests/support/requirements.txt` installed.
+/// The virtualenv's python, with `tests/support/requirements.txt` installed (moto, the MCP
+/// Python SDK 1.x, mcp-proxy-for-aws).
 pub fn python() -> &'static Path {
     static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let requirements = repo().join("tests/support/requirements.txt");
-        let dir = provision("python", &requirements, |dir| {
-            run(
-                Command::new("python3")
-                    .args(["-m", "venv"])
-                    .arg(dir.join("venv")),
-                "python3 -m venv",
-            );
-            run(
-                Command::new(dir.join("venv/bin/python"))
-                    .args([
-                        "-m",
-                        "pip",
-                        "install",
-                        "--quiet",
-                        "--disable-pip-version-check",
-                        "-r",
-                    ])
-                    .arg(&requirements),
-                "pip install -r tests/support/requirements.txt",
-            );
-        });
-        dir.join("venv/bin/python")
-    })
+    PYTHON.get_or_init(|| venv("python", "tests/support/requirements.txt"))
+}
+
+/// A second virtualenv, with the MCP Python SDK 2.x (`tests/support/requirements-mcp2.txt`),
+/// which cannot share one with the 1.x SDK.
+pub fn python_mcp2() -> &'static Path {
+    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
+    PYTHON.get_or_init(|| venv("python-mcp2", "tests/support/requirements-mcp2.txt"))
+}
+
+/// The directory of `python()`'s scripts (`mcp-proxy-for-aws`).
+pub fn python_bin() -> PathBuf {
+    python()
+        .parent()
+        .expect("the venv's bin directory")
+        .to_path_buf()
+}
+
+fn venv(name: &str, requirements: &str) -> PathBuf {
+    let what = format!("pip install -r {requirements}");
+    let requirements = repo().join(requirements);
+    let dir = provision(name, &requirements, |dir| {
+        run(
+            Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(dir.join("venv")),
+            "python3 -m venv",
+        );
+        run(
+            Command::new(dir.join("venv/bin/python"))
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                    "-r",
+                ])
+                .arg(&requirements),
+            &what,
+        );
+    });
+    dir.join("venv/bin/python")
 }
 
 /// `tests/support/node` with its `node_modules` installed by `npm ci`.

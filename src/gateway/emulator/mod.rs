@@ -14,6 +14,10 @@
 //! kept (an unmasked frame, or a new message inside a fragmented one, closes with 1002). On
 //! shutdown every connection is closed with 1001 and its `$disconnect` runs, as when API
 //! Gateway's deployment goes away.
+//!
+//! With [`Iam`] (`serve --iam`), `$connect` and `/mcp` are authorized as API Gateway's
+//! `AWS_IAM` authorization does: a SigV4 signature (presigned query or `Authorization` header)
+//! made with the credentials `serve` holds, else 403 with API Gateway's message.
 
 mod masking;
 
@@ -38,8 +42,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{CONNECT, DEFAULT, DISCONNECT};
+use crate::aws::sigv4::{Refused, Verifier};
 use crate::config::MAX_MESSAGE_BYTES;
 use crate::protocol::{self, loggable};
+use crate::session::Caller;
 use crate::state::AppState;
 use masking::MaskChecked;
 
@@ -64,7 +70,16 @@ pub mod close {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
 }
 
+/// `AWS_IAM` authorization: the signatures to accept, and who signs them.
+pub struct Iam {
+    pub verifier: Verifier,
+    /// The principal of the accepted credentials (from STS when it answered at start-up), as
+    /// API Gateway reports a verified caller to the function.
+    pub caller: Caller,
+}
+
 struct Emulator {
+    iam: Option<Iam>,
     /// The function's instances: each event goes to one of them at random, as API Gateway's
     /// invocations go to any of a function's execution environments.
     instances: Vec<Arc<AppState>>,
@@ -81,12 +96,14 @@ struct Emulator {
 pub async fn serve(
     listener: TcpListener,
     instances: Vec<Arc<AppState>>,
+    iam: Option<Iam>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let Some(first) = instances.first() else {
         return Err(std::io::Error::other("no instance to serve with"));
     };
     let emulator = Arc::new(Emulator {
+        iam,
         idle_timeout: first.config.idle_timeout,
         send_timeout: first.config.send_timeout,
         instances,
@@ -137,6 +154,58 @@ impl Emulator {
         };
         &self.instances[index]
     }
+
+    /// `AWS_IAM` authorization of a request: who signed it, or the 403 API Gateway answers.
+    #[allow(clippy::result_large_err)]
+    fn authorize(
+        &self,
+        method: &http::Method,
+        uri: &http::Uri,
+        headers: &HeaderMap,
+        body: &[u8],
+        source_ip: String,
+    ) -> Result<Caller, Response> {
+        let Some(iam) = &self.iam else {
+            return Ok(Caller {
+                source_ip: Some(source_ip),
+                ..Default::default()
+            });
+        };
+        match iam
+            .verifier
+            .verify(method, uri, headers, body, std::time::SystemTime::now())
+        {
+            Ok(()) => Ok(Caller {
+                source_ip: Some(source_ip),
+                ..iam.caller.clone()
+            }),
+            Err(refused) => {
+                tracing::info!(
+                    path = uri.path(),
+                    refused = refused.error_type(),
+                    "request refused: signature"
+                );
+                Err(forbidden(&refused))
+            }
+        }
+    }
+}
+
+/// API Gateway's answer to a request its `AWS_IAM` authorization refuses.
+fn forbidden(refused: &Refused) -> Response {
+    let body = serde_json::json!({ "message": refused.to_string() }).to_string();
+    (
+        StatusCode::FORBIDDEN,
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (
+                header::HeaderName::from_static("x-amzn-errortype"),
+                refused.error_type(),
+            ),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `/mcp` (Streamable HTTP) and `/api/metrics`, through the same handler as in Lambda.
@@ -148,9 +217,25 @@ async fn http_api(
     let (parts, body) = request.into_parts();
     // Read no more than a message may have; past that the body is too large, and not kept.
     let body = axum::body::to_bytes(body, MAX_MESSAGE_BYTES).await.ok();
-    let caller = crate::session::Caller {
-        source_ip: Some(peer.ip().to_string()),
-        ..Default::default()
+    let source_ip = peer.ip().to_string();
+    // `/mcp` is behind IAM authorization, as in the deployed HTTP API; a body too large to
+    // read is answered 413 by the handler.
+    let is_mcp = parts
+        .uri
+        .path()
+        .trim_end_matches('/')
+        .ends_with(super::http::MCP_PATH);
+    let caller = match &body {
+        Some(bytes) if is_mcp => {
+            match emulator.authorize(&parts.method, &parts.uri, &parts.headers, bytes, source_ip) {
+                Ok(caller) => caller,
+                Err(refused) => return refused,
+            }
+        }
+        _ => Caller {
+            source_ip: Some(source_ip),
+            ..Default::default()
+        },
     };
     let request = super::http::HttpRequest {
         method: &parts.method,
@@ -190,6 +275,16 @@ async fn upgrade(
     if emulator.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "the server is stopping").into_response();
     }
+    let caller = match emulator.authorize(
+        request.method(),
+        request.uri(),
+        request.headers(),
+        &[],
+        peer.ip().to_string(),
+    ) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let headers = request.headers();
     let connection = Connection {
         id: random_id(),
@@ -199,6 +294,9 @@ async fn upgrade(
         domain_name: header_text(headers, header::HOST).unwrap_or_else(|| "localhost".into()),
     };
     let mut event = new_event(&connection, CONNECT, "CONNECT");
+    // The signing principal, as API Gateway reports it on `$connect` after IAM authorization.
+    event.request_context.identity.user_arn = caller.arn;
+    event.request_context.identity.account_id = caller.account_id;
     event.headers = request.headers().clone();
     event.multi_value_headers = request.headers().clone();
     if let Some(query) = request.uri().query() {
