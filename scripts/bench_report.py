@@ -42,6 +42,7 @@ throughput = load("throughput.json")
 metrics = load("metrics.json")
 load_results = load("load.json")
 sessions = load("sessions.json")
+http_results = load("http.json")
 
 binary = "target/release/mcp-aws-tools"
 binary_bytes = os.path.getsize(binary)
@@ -71,6 +72,7 @@ report = {
     "metrics": metrics,
     "load": load_results,
     "sessions": sessions,
+    "http": http_results,
     "size": {
         "binary_bytes": binary_bytes,
         "stripped": stripped,
@@ -171,6 +173,32 @@ for key, label in [("ping", "ping"), ("tools_call_mix", "tools/call: get_account
     w(f"| {label} | {t['messages']:,} | {fmt(t['seconds'])} | {fmt(t['messages_per_second'], 0)} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} | {t['errors']} |")
 w("")
 w(f"Peak RSS of `serve` after these runs: {fmt(throughput['serve_peak_rss_kb'] / 1024, 1)} MiB.")
+w("")
+w("## Streamable HTTP and the stdio proxy")
+w("")
+hr = http_results
+w(f"`tools/call {hr['tool']}` (2026-07-28, cached identity, moto behind it) through `serve`, {hr['connections']} connections")
+w(f"at once, each closed loop (one request in flight, as an HTTP/1.1 connection allows), {hr['messages_per_connection']} calls each;")
+w("`/mcp` on keep-alive connections with the routing headers, the WebSocket API with the `mcp` subprotocol, in the same")
+w("run (the better of two interleaved rounds of each).")
+w("")
+w("| transport | messages | messages/s | p50 ms | p99 ms | errors |")
+w("|---|---|---|---|---|---|")
+for key, label in [("http", "Streamable HTTP `/mcp`"), ("websocket", "WebSocket `/ws`")]:
+    t = hr[key]
+    w(f"| {label} | {t['messages']:,} | {fmt(t['messages_per_second'], 0)} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} | {t['errors']} |")
+w("")
+w(f"HTTP to WebSocket: {fmt(hr['http_to_websocket'])}x.")
+w("")
+p = hr["proxy"]
+w(f"The proxy's added latency: {p['calls']:,} calls one at a time through `mcp-aws-tools proxy URL --no-sign` (stdin to stdout)")
+w("against the same calls sent directly by the benchmark over one connection.")
+w("")
+w("| upstream | direct p50 ms | through the proxy p50 ms | added p50 ms | added p99 ms | errors |")
+w("|---|---|---|---|---|---|")
+for key, label in [("http", "http://…/mcp"), ("websocket", "ws://…/ws")]:
+    t = p[key]
+    w(f"| {label} | {fmt(t['direct']['latency_ms']['p50'], 3)} | {fmt(t['proxy']['latency_ms']['p50'], 3)} | {fmt(t['added_ms']['p50'], 3)} | {fmt(t['added_ms']['p99'], 3)} | {t['direct']['errors'] + t['proxy']['errors']} |")
 w("")
 w("## Load through `serve`")
 w("")
