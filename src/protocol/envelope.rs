@@ -7,7 +7,8 @@
 //! "error_message"}`; a tool failure also carries `details`, the tool's error body
 //! (`{"error": "no_credentials", "message": ...}`).
 
-use serde_json::{Map, Value, json};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
 use crate::names::{ErrorKind, ToolName};
@@ -77,7 +78,7 @@ pub async fn handle(
                     let outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
                     let text = match reply {
                         ToolReply::Answer { body, .. } => {
-                            let text = response(request_id.as_ref(), body);
+                            let text = response(request_id.as_ref(), &body);
                             if text.len() > MAX_TOOL_REPLY_BYTES {
                                 tracing::error!(
                                     bytes = text.len(),
@@ -187,14 +188,42 @@ fn id_text(id: &Value) -> String {
     }
 }
 
-fn response(request_id: Option<&Value>, result: Value) -> String {
-    json!({
-        "message_type": "RESPONSE",
-        "protocol_version": PROTOCOL_VERSION,
-        "request_id": request_id,
-        "result": result,
+/// A RESPONSE, serialized straight from its parts (no intermediate `Value`: the result is
+/// written once, not copied into a new tree first).
+#[derive(serde::Serialize)]
+struct Response<'a> {
+    message_type: &'static str,
+    protocol_version: &'static str,
+    request_id: Option<&'a Value>,
+    result: &'a RawValue,
+}
+
+/// An ERROR; `details` and `retry_after_ms` only when there are some.
+#[derive(serde::Serialize)]
+struct ErrorReply<'a> {
+    message_type: &'static str,
+    protocol_version: &'static str,
+    request_id: Option<&'a Value>,
+    error_code: &'a str,
+    error_message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after_ms: Option<u64>,
+}
+
+fn encode(reply: &impl serde::Serialize) -> String {
+    // Serializing a map of strings and `Value`s cannot fail.
+    serde_json::to_string(reply).unwrap_or_default()
+}
+
+fn response(request_id: Option<&Value>, result: &RawValue) -> String {
+    encode(&Response {
+        message_type: "RESPONSE",
+        protocol_version: PROTOCOL_VERSION,
+        request_id,
+        result,
     })
-    .to_string()
 }
 
 fn error(
@@ -204,20 +233,15 @@ fn error(
     details: Option<Value>,
     retry_after_ms: Option<u64>,
 ) -> String {
-    let mut reply = json!({
-        "message_type": "ERROR",
-        "protocol_version": PROTOCOL_VERSION,
-        "request_id": request_id,
-        "error_code": error_code,
-        "error_message": message,
-    });
-    if let Some(details) = details {
-        reply["details"] = details;
-    }
-    if let Some(ms) = retry_after_ms {
-        reply["retry_after_ms"] = json!(ms);
-    }
-    reply.to_string()
+    encode(&ErrorReply {
+        message_type: "ERROR",
+        protocol_version: PROTOCOL_VERSION,
+        request_id,
+        error_code,
+        error_message: message,
+        details,
+        retry_after_ms,
+    })
 }
 
 /// An ERROR for a message refused before it could be read as an envelope.
@@ -231,6 +255,7 @@ pub fn refusal(error_code: &'static str, message: String) -> (String, Summary) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn decoded(v: Value) -> Result<ToolName, Refused> {
         let object = v.as_object().cloned().unwrap();

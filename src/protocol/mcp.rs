@@ -16,8 +16,8 @@
 use std::sync::LazyLock;
 
 use rmcp::model::{
-    CacheScope, CallToolResult, ContentBlock, DiscoverResult, EmptyResult, ErrorCode, ErrorData,
-    Implementation, InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
+    CacheScope, DiscoverResult, EmptyResult, ErrorCode, ErrorData, Implementation,
+    InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
     ServerCapabilities, ServerResult, ToolsCapability,
 };
 use serde::Serialize;
@@ -472,10 +472,7 @@ async fn call_tool(
     let reply = called.reply;
     summary.error_code = reply.error_code().map(str::to_owned);
     summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
-    let encode = |reply: ToolReply| match era {
-        Era::Handshake => respond(id, legacy(ServerResult::CallToolResult(call_result(reply)))),
-        Era::Modern => respond(id, modern(json!(call_result(reply)))),
-    };
+    let encode = |reply: ToolReply| encode_call_result(id, era, reply);
     let text = encode(reply);
     if text.len() <= MAX_TOOL_REPLY_BYTES {
         return Ok(text);
@@ -568,16 +565,59 @@ fn call_params(mut params: Map<String, Value>) -> Result<(String, Map<String, Va
     Ok((name, arguments))
 }
 
-/// The tool's JSON as `structuredContent` and, for clients that read only text, as text.
-fn call_result(reply: ToolReply) -> CallToolResult {
-    let (body, is_error) = match reply {
-        ToolReply::Answer { body, error } => (body, error.is_some()),
-        ToolReply::Failure(err) => (err.body(), true),
+/// A `tools/call` result, written straight from its parts: the tool's JSON is encoded once and
+/// placed twice, as `structuredContent` and, for clients that read only text, as text (the
+/// schema's `CallToolResult`; 2026-07-28 adds `resultType` and the server info in `_meta`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CallResult<'a> {
+    content: [TextContent<'a>; 1],
+    structured_content: &'a RawValue,
+    is_error: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result_type: Option<&'static str>,
+    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+    meta: Option<&'static RawValue>,
+}
+
+#[derive(Serialize)]
+struct TextContent<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
+/// `{"io.modelcontextprotocol/serverInfo": …}`, encoded once.
+fn server_info_meta() -> &'static RawValue {
+    static META: LazyLock<&'static RawValue> = LazyLock::new(|| {
+        let text = json!({ SERVER_INFO_KEY: server_info() }).to_string();
+        &*Box::leak(RawValue::from_string(text).unwrap_or_else(|_| unreachable!("JSON")))
+    });
+    *META
+}
+
+fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
+    let failure;
+    let (structured, is_error): (&RawValue, bool) = match &reply {
+        ToolReply::Answer { body, error, .. } => (body, error.is_some()),
+        ToolReply::Failure(err) => {
+            failure = RawValue::from_string(err.body().to_string())
+                .unwrap_or_else(|_| unreachable!("a Value encodes to JSON"));
+            (&failure, true)
+        }
     };
-    let mut result = CallToolResult::success(vec![ContentBlock::text(body.to_string())]);
-    result.structured_content = Some(body);
-    result.is_error = Some(is_error);
-    result
+    let text = structured.get();
+    let modern = era == Era::Modern;
+    respond(
+        id,
+        CallResult {
+            content: [TextContent { kind: "text", text }],
+            structured_content: structured,
+            is_error,
+            result_type: modern.then_some("complete"),
+            meta: modern.then(server_info_meta),
+        },
+    )
 }
 
 /// A JSON-RPC batch (MCP 2025-03-26): each message answered, the answers in one array that
@@ -686,6 +726,7 @@ fn largest_reply(item: &Value) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rmcp::model::CallToolResult;
 
     #[test]
     fn tools_list_json_is_current() {
@@ -721,15 +762,50 @@ mod tests {
     }
 
     #[test]
-    fn call_result_without_result_type() {
-        let result = legacy(ServerResult::CallToolResult(call_result(ToolReply::ok(
-            json!({"a": 1}),
-        ))));
-        let value = serde_json::to_value(result).unwrap();
-        assert!(value.get("resultType").is_none());
-        assert_eq!(value["structuredContent"], json!({"a": 1}));
-        assert_eq!(value["content"][0]["text"], "{\"a\":1}");
-        assert_eq!(value["isError"], false);
+    fn call_results_in_both_eras() {
+        let id = RequestId::Number(7);
+        let reply = |era| {
+            let text = encode_call_result(&id, era, ToolReply::ok(json!({"a": 1, "b": "\"x\""})));
+            serde_json::from_str::<Value>(&text).unwrap()["result"].clone()
+        };
+        let legacy = reply(Era::Handshake);
+        assert!(legacy.get("resultType").is_none());
+        assert!(legacy.get("_meta").is_none());
+        assert_eq!(legacy["structuredContent"], json!({"a": 1, "b": "\"x\""}));
+        assert_eq!(legacy["content"][0]["type"], "text");
+        let text = legacy["content"][0]["text"].as_str().unwrap();
+        assert_eq!(
+            serde_json::from_str::<Value>(text).unwrap(),
+            legacy["structuredContent"]
+        );
+        assert_eq!(legacy["isError"], false);
+        // What the SDK's types read back is the same result.
+        let typed: CallToolResult = serde_json::from_value(legacy.clone()).unwrap();
+        assert_eq!(
+            typed.structured_content,
+            Some(legacy["structuredContent"].clone())
+        );
+        assert_eq!(typed.is_error, Some(false));
+
+        let modern = reply(Era::Modern);
+        assert_eq!(modern["resultType"], "complete");
+        assert_eq!(modern["_meta"][SERVER_INFO_KEY]["name"], "mcp-aws-tools");
+        assert_eq!(modern["structuredContent"], legacy["structuredContent"]);
+
+        let failed = encode_call_result(
+            &id,
+            Era::Handshake,
+            ToolReply::Failure(tools::ToolError::new(
+                crate::names::ErrorKind::ExecutionError,
+                "no",
+            )),
+        );
+        let failed: Value = serde_json::from_str(&failed).unwrap();
+        assert_eq!(failed["result"]["isError"], true);
+        assert_eq!(
+            failed["result"]["structuredContent"]["error"],
+            "execution_error"
+        );
     }
 
     #[test]

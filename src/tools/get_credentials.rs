@@ -1,10 +1,13 @@
 //! aws/get-credentials: which credentials a call would run with, masked.
 
+use std::collections::BTreeMap;
+
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, Context, Spec, ToolError, annotations, caller_property, environment_id_property,
-    nullable_string, profile_property, timestamp,
+    Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
+    environment_id_property, nullable_string, profile_property, timestamp,
 };
 use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
 
@@ -66,60 +69,100 @@ pub(super) fn spec() -> Spec {
     }
 }
 
-pub(super) async fn run(
-    call: &Call<'_>,
-    arguments: &Map<String, Value>,
-) -> Result<Value, ToolError> {
-    let args = Args::new(
+/// The answer, written straight from typed data: this is the tool assistants call most, so it
+/// builds no `Value` tree. Keys as the reference document has them (in the same order the
+/// other tools' JSON has: sorted).
+#[derive(Serialize)]
+struct Answer<'a> {
+    caller: Option<Value>,
+    credentials: Shown<'a>,
+    environment_variables: BTreeMap<&'static str, String>,
+    metadata: Metadata,
+    timestamp: String,
+}
+
+#[derive(Serialize)]
+struct Shown<'a> {
+    access_key_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiration: Option<String>,
+    has_session_token: bool,
+    profile: Option<&'a str>,
+    region: Option<&'a str>,
+    secret_access_key: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Metadata {
+    /// Kept for clients written against the reference document: the Rust SDK is always
+    /// compiled in, so full functionality is always available.
+    boto3_available: bool,
+    credentials_source: String,
+}
+
+pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
+    let args = match Args::new(
         arguments,
         &["profile", "include_session_token", "environment_id"],
-    )?;
+    ) {
+        Ok(args) => args,
+        Err(err) => return ToolReply::Failure(err),
+    };
+    match answer(call, &args).await {
+        Ok(reply) => reply,
+        Err(err) => ToolReply::Failure(err),
+    }
+}
+
+async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError> {
     let profile = args.profile()?;
     let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
     let context = call.context(profile, args.environment_id()?).await?;
     let credentials = &context.resolved.credentials;
 
-    let mut shown = json!({
-        "access_key_id": mask_access_key_id(credentials.access_key_id()),
-        "secret_access_key": MASKED_SECRET,
-        "region": context.region,
-        "profile": context.resolved.source.profile(),
-        "has_session_token": credentials.session_token().is_some(),
-    });
-    if let (true, Some(token)) = (include_session_token, credentials.session_token()) {
-        shown["session_token"] = json!(mask_session_token(token));
-    }
-    if let Some(expiry) = credentials.expiry() {
-        shown["expiration"] = json!(
+    let shown = Shown {
+        access_key_id: mask_access_key_id(credentials.access_key_id()),
+        secret_access_key: MASKED_SECRET,
+        region: context.region.as_deref(),
+        profile: context.resolved.source.profile(),
+        has_session_token: credentials.session_token().is_some(),
+        session_token: credentials
+            .session_token()
+            .filter(|_| include_session_token)
+            .map(mask_session_token),
+        expiration: credentials.expiry().map(|expiry| {
             chrono::DateTime::<chrono::Utc>::from(expiry)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        );
-    }
-
+        }),
+    };
     let caller = call.caller();
-    Ok(json!({
-        "timestamp": timestamp(),
-        "credentials": shown,
-        "environment_variables": environment_variables(call, &context, include_session_token),
-        "caller": caller.is_known().then(|| caller.to_json()),
-        "metadata": {
-            // Kept for clients written against the reference document: the Rust SDK is always
-            // compiled in, so full functionality is always available.
-            "boto3_available": true,
-            "credentials_source": context.resolved.source.label(),
-        }
+    Ok(ToolReply::answer(&Answer {
+        timestamp: timestamp(),
+        credentials: shown,
+        environment_variables: environment_variables(call, &context, include_session_token),
+        caller: caller.is_known().then(|| caller.to_json()),
+        metadata: Metadata {
+            boto3_available: true,
+            credentials_source: context.resolved.source.label(),
+        },
     }))
 }
 
 /// The AWS credential and region variables in effect for this connection, masked: the
 /// process environment with the stored set-environment overrides on top.
-fn environment_variables(call: &Call<'_>, context: &Context, include_session_token: bool) -> Value {
+fn environment_variables(
+    call: &Call<'_>,
+    context: &Context,
+    include_session_token: bool,
+) -> BTreeMap<&'static str, String> {
     let env = &call.state.config.aws;
     let overrides = &context.stored;
-    let mut vars = Map::new();
-    let mut put = |name: &str, value: Option<String>| {
+    let mut vars = BTreeMap::new();
+    let mut put = |name: &'static str, value: Option<String>| {
         if let Some(value) = value {
-            vars.insert(name.to_owned(), Value::String(value));
+            vars.insert(name, value);
         }
     };
     let token_shown = |token: &str| {
@@ -169,5 +212,5 @@ fn environment_variables(call: &Call<'_>, context: &Context, include_session_tok
         }
     }
     put("AWS_PROFILE", env.profile.clone());
-    Value::Object(vars)
+    vars
 }

@@ -15,6 +15,8 @@ use std::sync::{Arc, LazyLock, OnceLock};
 use std::time::Instant;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::aws::credentials::{ResolveError, Resolved};
@@ -114,21 +116,73 @@ impl From<ResolveError> for ToolError {
 }
 
 /// What a tool call produced.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum ToolReply {
-    /// The tool answered. `error` is set when the answer is itself a negative verdict
-    /// (validate-credentials: `valid: false`): MCP marks it `isError`, the envelope still
+    /// The tool answered, its JSON encoded once (both wire formats place it as it is). `error`
+    /// is set when the answer is itself a negative verdict (validate-credentials:
+    /// `valid: false`), with AWS's `error_code`: MCP marks it `isError`, the envelope still
     /// answers RESPONSE, as the reference document shows.
     Answer {
-        body: Value,
+        body: Box<RawValue>,
         error: Option<ErrorKind>,
+        error_code: Option<String>,
     },
     Failure(ToolError),
 }
 
+impl PartialEq for ToolReply {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                ToolReply::Answer {
+                    body,
+                    error,
+                    error_code,
+                },
+                ToolReply::Answer {
+                    body: b,
+                    error: e,
+                    error_code: c,
+                },
+            ) => body.get() == b.get() && error == e && error_code == c,
+            (ToolReply::Failure(a), ToolReply::Failure(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A tool's answer as JSON text: serializing plain data cannot fail.
+fn encode(body: &impl Serialize) -> Box<RawValue> {
+    serde_json::value::to_raw_value(body)
+        .unwrap_or_else(|_| unreachable!("a tool's answer is plain data"))
+}
+
 impl ToolReply {
     pub fn ok(body: Value) -> Self {
-        ToolReply::Answer { body, error: None }
+        Self::answer(&body)
+    }
+
+    /// A successful answer from any serializable type (the hot tools write theirs straight
+    /// from typed data, without a `Value` tree).
+    pub fn answer(body: &impl Serialize) -> Self {
+        ToolReply::Answer {
+            body: encode(body),
+            error: None,
+            error_code: None,
+        }
+    }
+
+    /// An answer that is a negative verdict, with the AWS error code it carries.
+    pub fn verdict(body: Value, error: ErrorKind) -> Self {
+        let error_code = body
+            .get("error_code")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        ToolReply::Answer {
+            body: encode(&body),
+            error: Some(error),
+            error_code,
+        }
     }
 
     /// The error kind, if the call did not succeed.
@@ -142,7 +196,7 @@ impl ToolReply {
     /// The AWS error code, if AWS refused.
     pub fn error_code(&self) -> Option<&str> {
         match self {
-            ToolReply::Answer { body, .. } => body.get("error_code").and_then(Value::as_str),
+            ToolReply::Answer { error_code, .. } => error_code.as_deref(),
             ToolReply::Failure(err) => err.error_code.as_deref(),
         }
     }
@@ -219,7 +273,7 @@ async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) ->
     let limit = config.operation_timeout * 2 + config.connect_timeout;
     let work = async {
         match tool {
-            ToolName::GetCredentials => get_credentials::run(call, arguments).await.into(),
+            ToolName::GetCredentials => get_credentials::run(call, arguments).await,
             ToolName::SetEnvironment => set_environment::run(call, arguments).await.into(),
             ToolName::ListProfiles => list_profiles::run(call, arguments).await.into(),
             ToolName::GetAccountInfo => get_account_info::run(call, arguments).await.into(),

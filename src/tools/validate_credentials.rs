@@ -97,8 +97,8 @@ fn invalid(
     region: Option<&str>,
     profile: Option<&str>,
 ) -> ToolReply {
-    ToolReply::Answer {
-        body: json!({
+    ToolReply::verdict(
+        json!({
             "valid": false,
             "timestamp": timestamp(),
             "error": ErrorKind::InvalidCredentials.as_str(),
@@ -107,6 +107,6 @@ fn invalid(
             "region": region,
             "profile": profile,
         }),
-        error: Some(ErrorKind::InvalidCredentials),
-    }
+        ErrorKind::InvalidCredentials,
+    )
 }
