@@ -95,7 +95,8 @@ protocol_p50 = max(message["ping"]["p50_us"], message["tools/list"]["p50_us"])
 target("protocol-only message p50 in-process (ping, tools/list)", protocol_p50, 20.0, "µs")
 target("ping through serve, 0 errors", throughput["ping"]["messages_per_second"], 25000, "messages/s", lower_is_better=False)
 target("peak RSS in Lambda mode", cold["get_account_info"]["peak_rss_kb"]["max"] / 1024, 16.0, "MiB")
-target("stripped binary", binary_bytes / 1e6, 7.0, "MB")
+# The binary measured here is the default build (with `serve` and `proxy`); the Lambda build
+# leaves both out, so its size is not this figure and no target is set against it here.
 connections = load_results["connections"]
 target(
     f"requests unanswered or answered twice, {connections['connections']:,} connections x {connections['messages_per_connection']} messages",
@@ -249,7 +250,7 @@ w(f"`Recorder::record` alone: {fmt(metrics['recorder_record_ns'], 1)} ns. PutMet
 w("")
 w("## Size")
 w("")
-w(f"Release binary: {binary_bytes:,} bytes ({fmt(binary_bytes / 1e6)} MB), {'stripped' if stripped else 'not stripped'}.")
+w(f"Release binary, default features (with `serve` and `proxy`, which Lambda builds leave out): {binary_bytes:,} bytes ({fmt(binary_bytes / 1e6)} MB), {'stripped' if stripped else 'not stripped'}.")
 w("")
 w("| crate | versions in the binary's tree |")
 w("|---|---|")
