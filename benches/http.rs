@@ -26,13 +26,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 const VERSION: &str = "2026-07-28";
 const TOOL: &str = "aws_get_account_info";
 
@@ -62,20 +55,7 @@ struct Figures {
 
 impl Figures {
     fn report(mut self) -> Value {
-        self.latencies.sort();
-        let at = |q: f64| {
-            self.latencies
-                .get(((self.latencies.len().max(1) - 1) as f64 * q) as usize)
-                .map(|d| d.as_secs_f64() * 1000.0)
-                .unwrap_or(0.0)
-        };
-        json!({
-            "messages": self.latencies.len(),
-            "errors": self.errors,
-            "seconds": self.elapsed.as_secs_f64(),
-            "messages_per_second": self.latencies.len() as f64 / self.elapsed.as_secs_f64(),
-            "latency_ms": {"p50": at(0.5), "p99": at(0.99)},
-        })
+        support::latency_report(&mut self.latencies, self.errors, self.elapsed)
     }
 }
 
@@ -243,9 +223,9 @@ fn added(direct: &Value, proxied: &Value) -> Value {
 }
 
 fn main() {
-    let connections = setting("BENCH_CONNECTIONS", 64);
-    let messages = setting("BENCH_MESSAGES", 300);
-    let calls = setting("BENCH_CALLS", 2000);
+    let connections = support::bench_setting("BENCH_CONNECTIONS", 64);
+    let messages = support::bench_setting("BENCH_MESSAGES", 300);
+    let calls = support::bench_setting("BENCH_CALLS", 2000);
     let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let server = support::Server::start(&[

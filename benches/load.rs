@@ -22,13 +22,6 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// The `seq`th message of a connection, and whether its answer is an error.
 fn mixed(seq: usize) -> (Value, bool) {
     let id = seq as u64;
@@ -144,7 +137,7 @@ async fn connection(url: String, count: usize, window: usize) -> Tally {
 /// Serve's RSS once it has settled after a load: the lowest of `BENCH_SETTLE_SECS` (default
 /// 15) of samples, long enough for jemalloc's 10 s decay to give freed memory back.
 fn settled_rss(pid: u32) -> u64 {
-    let samples = setting("BENCH_SETTLE_SECS", 15) * 2;
+    let samples = support::bench_setting("BENCH_SETTLE_SECS", 15) * 2;
     let mut lowest = support::rss_kb(pid);
     for _ in 0..samples {
         std::thread::sleep(Duration::from_millis(500));
@@ -154,8 +147,8 @@ fn settled_rss(pid: u32) -> u64 {
 }
 
 fn connections_scenario(runtime: &tokio::runtime::Runtime, moto: &support::Moto) -> Value {
-    let connections = setting("BENCH_LOAD_CONNECTIONS", 1000);
-    let messages = setting("BENCH_LOAD_MESSAGES", 100);
+    let connections = support::bench_setting("BENCH_LOAD_CONNECTIONS", 1000);
+    let messages = support::bench_setting("BENCH_LOAD_MESSAGES", 100);
     let server = support::Server::start(&env(moto));
     let url = server.ws_url();
     // Warm: the identity cache and moto's first answer.

@@ -18,15 +18,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 
-fn setting(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Run {
-    messages: usize,
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
@@ -101,7 +93,6 @@ async fn run(
         }
     }
     Run {
-        messages: latencies.len(),
         errors,
         elapsed: started.elapsed(),
         latencies,
@@ -109,20 +100,7 @@ async fn run(
 }
 
 fn report(run: &mut Run) -> Value {
-    run.latencies.sort();
-    let at = |q: f64| {
-        run.latencies
-            .get(((run.latencies.len().max(1) - 1) as f64 * q) as usize)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0)
-    };
-    json!({
-        "messages": run.messages,
-        "errors": run.errors,
-        "seconds": run.elapsed.as_secs_f64(),
-        "messages_per_second": run.messages as f64 / run.elapsed.as_secs_f64(),
-        "latency_ms": {"p50": at(0.5), "p99": at(0.99)},
-    })
+    support::latency_report(&mut run.latencies, run.errors, run.elapsed)
 }
 
 fn ping(seq: usize) -> Value {
@@ -140,10 +118,10 @@ fn tool_mix(seq: usize) -> Value {
 }
 
 fn main() {
-    let connections = setting("BENCH_CONNECTIONS", 64);
-    let messages = setting("BENCH_MESSAGES", 2000);
-    let window = setting("BENCH_WINDOW", 16);
-    let bound = Duration::from_secs(setting("BENCH_SECONDS", 120) as u64);
+    let connections = support::bench_setting("BENCH_CONNECTIONS", 64);
+    let messages = support::bench_setting("BENCH_MESSAGES", 2000);
+    let window = support::bench_setting("BENCH_WINDOW", 16);
+    let bound = Duration::from_secs(support::bench_setting("BENCH_SECONDS", 120) as u64);
     let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let server = support::Server::start(&[

@@ -84,7 +84,7 @@ const PROVIDER: &str = "the credential provider";
 
 /// A provider and the last credentials it gave, reused until they are about to expire.
 #[derive(Debug)]
-struct Cached {
+pub struct Cached {
     provider: SharedCredentialsProvider,
     last: tokio::sync::Mutex<Option<Credentials>>,
 }
@@ -92,7 +92,7 @@ struct Cached {
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
 
 impl Cached {
-    fn new(provider: impl ProvideCredentials + 'static) -> Self {
+    pub fn new(provider: impl ProvideCredentials + 'static) -> Self {
         Self {
             provider: SharedCredentialsProvider::new(provider),
             last: tokio::sync::Mutex::new(None),
@@ -101,7 +101,7 @@ impl Cached {
 
     /// The cached credentials while they are fresh, else the provider's. Concurrent callers
     /// wait for one resolution rather than each asking.
-    async fn get(&self) -> Result<Credentials, AwsError> {
+    pub async fn get(&self) -> Result<Credentials, AwsError> {
         let mut last = self.last.lock().await;
         if let Some(credentials) = last.as_ref() {
             let fresh = credentials

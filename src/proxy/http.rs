@@ -196,13 +196,7 @@ impl Inner {
     async fn exchange(&self, line: String, peek: &Peek) -> Result<(), String> {
         let mut request = self.request(line, peek)?;
         if self.signer.signs() {
-            let credentials = match self.signer.credentials().await {
-                Ok(credentials) => credentials,
-                Err(problem) => {
-                    self.output.report(&problem);
-                    return Err(problem);
-                }
-            };
+            let credentials = self.signer.credentials(&self.output).await?;
             sigv4::sign_request(
                 &mut request,
                 &credentials,

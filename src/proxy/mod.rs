@@ -16,15 +16,15 @@ mod http;
 mod websocket;
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
+use crate::aws::credentials::Cached;
 use crate::aws::sigv4;
 
 /// The largest message read from stdin; a longer line is answered with an error, not sent.
@@ -71,55 +71,39 @@ pub enum StartError {
 
 /// Signs requests with the local credentials, for one region and service.
 pub struct Signer {
-    provider: Option<SharedCredentialsProvider>,
-    cached: Mutex<Option<Credentials>>,
+    /// The credentials, reused until five minutes before they expire; `None` with `--no-sign`.
+    cached: Option<Cached>,
     pub region: String,
     pub service: &'static str,
     profile: Option<String>,
 }
 
 impl Signer {
-    /// Current credentials, loaded again when the cached ones are within five minutes of
-    /// expiring.
-    pub async fn credentials(&self) -> Result<Credentials, String> {
-        let Some(provider) = &self.provider else {
+    /// Current credentials. A failure is also reported on stderr (once per distinct reason).
+    pub async fn credentials(&self, output: &Output) -> Result<Credentials, String> {
+        let Some(cached) = &self.cached else {
             return Err("signing is off".into());
         };
-        let mut cached = self.cached.lock().await;
-        if let Some(credentials) = cached.as_ref() {
-            let fresh = credentials.expiry().is_none_or(|expiry| {
-                expiry
-                    .duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > Duration::from_secs(300))
-            });
-            if fresh {
-                return Ok(credentials.clone());
-            }
-        }
         let profile = self
             .profile
             .as_deref()
             .map_or("the default credential chain".to_owned(), |p| {
                 format!("profile {p}")
             });
-        let loaded = tokio::time::timeout(CREDENTIALS_TIMEOUT, provider.provide_credentials())
-            .await
-            .map_err(|_| {
-                format!(
-                    "no AWS credentials to sign with: {profile} did not answer within {}s",
-                    CREDENTIALS_TIMEOUT.as_secs()
-                )
-            })?
-            .map_err(|err| {
-                let cause = crate::aws::error::AwsError::logged("the credential provider", &err);
-                format!("no AWS credentials to sign with from {profile}: {cause}")
-            })?;
-        *cached = Some(loaded.clone());
-        Ok(loaded)
+        let problem = match tokio::time::timeout(CREDENTIALS_TIMEOUT, cached.get()).await {
+            Ok(Ok(credentials)) => return Ok(credentials),
+            Ok(Err(cause)) => format!("no AWS credentials to sign with from {profile}: {cause}"),
+            Err(_) => format!(
+                "no AWS credentials to sign with: {profile} did not answer within {}s",
+                CREDENTIALS_TIMEOUT.as_secs()
+            ),
+        };
+        output.report(&problem);
+        Err(problem)
     }
 
     pub fn signs(&self) -> bool {
-        self.provider.is_some()
+        self.cached.is_some()
     }
 }
 
@@ -392,8 +376,10 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         (None, true) => return Err(StartError::NoRegion),
     };
     let signer = Arc::new(Signer {
-        provider: sdk_config.credentials_provider().filter(|_| options.sign),
-        cached: Mutex::new(None),
+        cached: sdk_config
+            .credentials_provider()
+            .filter(|_| options.sign)
+            .map(Cached::new),
         region,
         service,
         profile: options.profile.clone(),

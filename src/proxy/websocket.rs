@@ -257,13 +257,7 @@ impl Inner {
             .parse()
             .map_err(|e| format!("the URL is not valid ({e})"))?;
         let uri = if self.signer.signs() {
-            let credentials = match self.signer.credentials().await {
-                Ok(credentials) => credentials,
-                Err(problem) => {
-                    self.output.report(&problem);
-                    return Err(problem);
-                }
-            };
+            let credentials = self.signer.credentials(&self.output).await?;
             sigv4::presign(
                 &uri,
                 &credentials,

@@ -378,6 +378,32 @@ fn status_kb(pid: u32, field: &str) -> u64 {
 }
 
 /// The runtime the benchmarks drive their clients and emulators from: two workers.
+/// A benchmark's setting from the environment, else its default.
+pub fn bench_setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A load run's figures: messages, errors, seconds, rate and p50/p99 latency (ms).
+pub fn latency_report(latencies: &mut [Duration], errors: usize, elapsed: Duration) -> Value {
+    latencies.sort();
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len().max(1) - 1) as f64 * q) as usize)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0)
+    };
+    json!({
+        "messages": latencies.len(),
+        "errors": errors,
+        "seconds": elapsed.as_secs_f64(),
+        "messages_per_second": latencies.len() as f64 / elapsed.as_secs_f64(),
+        "latency_ms": {"p50": at(0.5), "p99": at(0.99)},
+    })
+}
+
 pub fn bench_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
