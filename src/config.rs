@@ -7,6 +7,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use crate::aws::TrustRoots;
 use crate::aws::secret::Secret;
 
 /// The largest message API Gateway accepts on a WebSocket connection (128 KB).
@@ -32,6 +33,9 @@ pub struct Config {
     pub lambda_function_name: Option<String>,
     pub metrics: MetricsConfig,
     pub sessions: SessionConfig,
+    /// The roots AWS endpoints are checked against: compiled in, unless `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` names a bundle of the system's or one's own.
+    pub trust_roots: TrustRoots,
     /// Browser origins the `/mcp` endpoint takes besides loopback ones (`ALLOWED_ORIGINS`,
     /// comma-separated, such as `https://console.example.com`): DNS rebinding protection.
     pub allowed_origins: Vec<String>,
@@ -249,6 +253,13 @@ impl Config {
             lambda_function_name,
             metrics,
             sessions,
+            trust_roots: if vars.string("SSL_CERT_FILE")?.is_some()
+                || vars.string("SSL_CERT_DIR")?.is_some()
+            {
+                TrustRoots::System
+            } else {
+                TrustRoots::Compiled
+            },
             allowed_origins: vars
                 .string("ALLOWED_ORIGINS")?
                 .map(|list| {

@@ -413,6 +413,49 @@ async fn an_unreachable_endpoint_is_one_cause_on_every_path() {
     }
 }
 
+/// AWS endpoints are checked against the roots compiled into the binary, which do not include
+/// a private CA; `SSL_CERT_FILE` puts a bundle of one's own in their place, as for a VPC
+/// endpoint or a TLS-inspecting proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_ca_is_trusted_through_ssl_cert_file_only() {
+    let moto = Moto::start();
+    let front = support::TlsFront::start(&moto);
+    let ca_pem = front.ca_pem.display().to_string();
+    let env = [
+        ("AWS_ENDPOINT_URL_STS", front.url.as_str()),
+        ("AWS_ACCESS_KEY_ID", "AKIAPRIVATECAEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "privateCaSecret0000000000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let untrusted = Server::start(&with_limits(&env));
+    let mut ws = untrusted.connect().await;
+    for (tool, arguments) in &STS_PATHS[..2] {
+        let arguments: Value = serde_json::from_str(arguments).unwrap();
+        let result = ws.call_tool(tool, arguments).await;
+        assert_eq!(
+            cause_of(&result),
+            (
+                json!("client_error"),
+                Value::Null,
+                "AWS STS could not be reached".to_owned()
+            )
+        );
+    }
+
+    let mut trusting_env = with_limits(&env);
+    trusting_env.push(("SSL_CERT_FILE", &ca_pem));
+    let trusting = Server::start(&trusting_env);
+    let mut ws = trusting.connect().await;
+    let info = ws.call_tool("aws_get_account_info", json!({})).await;
+    assert_eq!(info["isError"], false, "{info}");
+    assert_eq!(info["structuredContent"]["account_id"], "123456789012");
+    let valid = ws.call_tool("aws_validate_credentials", json!({})).await;
+    assert_eq!(valid["structuredContent"]["valid"], true, "{valid}");
+}
+
 /// Both deadlines of a call (the SDK's operation time-out, the tool call's own) end in the same
 /// answer, whichever fires: the call timed out. No wall-clock window is asserted beyond the
 /// tool call's deadline, with a margin of seconds for a loaded machine.

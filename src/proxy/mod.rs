@@ -355,7 +355,9 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     }
     let (service, url_region) = service_and_region(url.host_str().unwrap_or_default());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .http_client(crate::aws::https_client())
+        // The laptop's own roots: corporate CAs live there, and a desktop host starts the
+        // proxy once.
+        .http_client(crate::aws::https_client(crate::aws::TrustRoots::System))
         .timeout_config(
             aws_smithy_types::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))

@@ -218,6 +218,47 @@ impl Drop for Moto {
     }
 }
 
+/// moto behind TLS with a private CA (tests/support/tls_front.py): `https://localhost:PORT`,
+/// and the CA's certificate in `ca_pem`. Stops when dropped.
+pub struct TlsFront {
+    child: Child,
+    pub url: String,
+    pub ca_pem: PathBuf,
+}
+
+impl TlsFront {
+    pub fn start(moto: &Moto) -> TlsFront {
+        let dir = temp_dir("tls-front");
+        let mut child = Command::new(python())
+            .arg(repo().join("tests/support/tls_front.py"))
+            .arg(moto.port.to_string())
+            .arg(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the TLS front");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read the TLS front's first line");
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the TLS front did not start ({e}): {line:?}"));
+        TlsFront {
+            child,
+            url: format!("https://localhost:{}", info["port"]),
+            ca_pem: dir.join("ca.pem"),
+        }
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The variables every run of the binary gets: a home without AWS files, no instance metadata
 /// lookups, JSON logs.
 fn base_env(home: &Path) -> Vec<(String, String)> {
