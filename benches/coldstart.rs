@@ -1,4 +1,5 @@
-//! Cold start: the release binary spawned as Lambda spawns it, against a Lambda Runtime API
+//! Cold start: the Lambda build of the function (`--no-default-features`, what `cargo lambda
+//! build` and `sam build` ship) spawned as Lambda spawns it, against a Lambda Runtime API
 //! emulator (tests/support/runtime_api.rs), measured from spawn to its first
 //! `invocation/next` (init) and to its first `response`; the same for a lambda_runtime
 //! hello-world (`examples/hello.rs`) built in the same run, as the reference. Spawns are
@@ -6,8 +7,16 @@
 //! first, since moto is slow on its first call). Also the peak RSS (VmHWM) of each function
 //! process after its first response.
 //!
-//! `cargo build --release --example hello && cargo bench --bench coldstart`
-//! (`BENCH_SPAWNS`, default 30; `BENCH_OUT`, a file for the JSON results).
+//! Then warm invocations, event in to response out through the same emulator: `ping`,
+//! `tools/list` and a cached `get_account_info` on one warm function, and the hello-world's
+//! event, `BENCH_WARM_INVOCATIONS` (default 10,000) of each, p50/p99.
+//!
+//! `scripts/bench` builds both binaries; by hand:
+//! `cargo build --release --no-default-features && mkdir -p target/bench/lambda &&
+//! cp target/release/mcp-aws-tools target/bench/lambda/bootstrap &&
+//! cargo build --release --example hello && cargo bench --bench coldstart`
+//! (`BENCH_SPAWNS`, default 30; `BENCH_LAMBDA_BINARY`, another build to measure; `BENCH_OUT`, a
+//! file for the JSON results).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -25,15 +34,13 @@ struct Sample {
     peak_rss_kb: u64,
 }
 
-/// One cold start: spawn, wait for the first response, read the peak RSS, kill.
-async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample {
-    let api = RuntimeApi::start().await;
-    let home = support::temp_dir("coldstart-home");
+/// The function as Lambda starts it: Lambda's variables, an execution role's keys, `env`.
+fn lambda_command(binary: &Path, api: &RuntimeApi, home: &Path, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", &home)
+        .env("HOME", home)
         .env("AWS_LAMBDA_RUNTIME_API", api.address())
         .env("AWS_LAMBDA_FUNCTION_NAME", "mcp-aws-tools")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
@@ -61,9 +68,19 @@ async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample 
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    command
+}
+
+/// One cold start: spawn, wait for the first response, read the peak RSS, kill.
+async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample {
+    let api = RuntimeApi::start().await;
+    let home = support::temp_dir("coldstart-home");
+    let mut command = lambda_command(binary, &api, &home, env);
     let spawned = Instant::now();
     let mut child = command.spawn().expect("spawn the function");
-    let outcome = api.invoke(event).await;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), api.invoke(event))
+        .await
+        .unwrap_or_else(|_| panic!("{}: no first answer", binary.display()));
     let responded = Instant::now();
     let Outcome::Response(body) = outcome else {
         panic!("{}: {outcome:?}", binary.display());
@@ -79,6 +96,54 @@ async fn cold_start(binary: &Path, event: &str, env: &[(&str, &str)]) -> Sample 
         first_response: responded - spawned,
         peak_rss_kb,
     }
+}
+
+/// One warm function (started, and its first answer awaited), then `n` invocations of each
+/// event in turn, each timed from the moment the emulator hands it over to the moment the
+/// response arrives.
+async fn warm_invocations_of<'a>(
+    binary: &Path,
+    events: &[(&'a str, &str)],
+    env: &[(&str, &str)],
+    n: usize,
+) -> Vec<(&'a str, Value)> {
+    let api = RuntimeApi::start().await;
+    let home = support::temp_dir("warm-home");
+    let mut child = lambda_command(binary, &api, &home, env)
+        .env("RATE_LIMIT_BURST", "1000000000")
+        .env("RATE_LIMIT_PER_SECOND", "1000000000")
+        .spawn()
+        .expect("spawn the function");
+    let mut results = Vec::new();
+    for (name, event) in events {
+        // The first answers warm the function up (and fill the identity cache).
+        for _ in 0..100 {
+            let outcome = tokio::time::timeout(Duration::from_secs(30), api.invoke(event))
+                .await
+                .unwrap_or_else(|_| panic!("{}: no answer to {name}", binary.display()));
+            assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+        }
+        let mut latencies = Vec::with_capacity(n);
+        let started = Instant::now();
+        for _ in 0..n {
+            let sent = Instant::now();
+            let outcome = api.invoke(event).await;
+            latencies.push(sent.elapsed());
+            let Outcome::Response(body) = outcome else {
+                panic!("{name}: {outcome:?}");
+            };
+            assert!(body.contains("statusCode"), "{body}");
+            assert!(!body.contains(r#"\"isError\":true"#), "{body}");
+        }
+        results.push((
+            *name,
+            support::latency_report(&mut latencies, 0, started.elapsed()),
+        ));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(home);
+    results
 }
 
 fn stats(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> Value {
@@ -97,13 +162,28 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(30);
-    let ours = PathBuf::from(support::BINARY);
-    let hello = ours.parent().expect("dir").join("examples/hello");
-    assert!(
-        hello.is_file(),
-        "{} is missing: cargo build --release --example hello first",
-        hello.display()
-    );
+    let release = PathBuf::from(support::BINARY)
+        .parent()
+        .expect("dir")
+        .to_path_buf();
+    let ours = std::env::var_os("BENCH_LAMBDA_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| support::repo().join("target/bench/lambda/bootstrap"));
+    let hello = release.join("examples/hello");
+    for (binary, build) in [
+        (
+            &ours,
+            "the Lambda build (see the top of benches/coldstart.rs)",
+        ),
+        (&hello, "cargo build --release --example hello"),
+    ] {
+        assert!(
+            binary.is_file(),
+            "{} is missing: {build} first",
+            binary.display()
+        );
+    }
+    let warm_invocations = support::bench_setting("BENCH_WARM_INVOCATIONS", 10_000);
     let runtime = support::bench_runtime();
     let moto = support::Moto::start();
     let event = |body: Value| {
@@ -120,6 +200,28 @@ fn main() {
     let extra = std::env::var("BENCH_EXTRA_ENV").unwrap_or_default();
     let mut moto_env = vec![("AWS_ENDPOINT_URL", moto.url.as_str())];
     moto_env.extend(extra.split(',').filter_map(|pair| pair.split_once('=')));
+
+    let ping = event(json!({"jsonrpc": "2.0", "id": 3, "method": "ping"}));
+    let warm = runtime.block_on(async {
+        let mut report = serde_json::Map::new();
+        let mut hello_event = vec![("hello_world", tools_list.as_str())];
+        let mut our_events = vec![
+            ("ping", ping.as_str()),
+            ("tools_list", tools_list.as_str()),
+            ("get_account_info_cached", account_info.as_str()),
+        ];
+        for (binary, events, env) in [
+            (&hello, &mut hello_event, &[][..]),
+            (&ours, &mut our_events, &moto_env[..]),
+        ] {
+            for (name, latencies) in
+                warm_invocations_of(binary, events, env, warm_invocations).await
+            {
+                report.insert(name.to_owned(), latencies);
+            }
+        }
+        Value::Object(report)
+    });
 
     let (hello_samples, list_samples, info_samples) = runtime.block_on(async {
         // moto's first answers are slow: warm it.
@@ -162,6 +264,8 @@ fn main() {
             "tools_list": median(&list_samples, |s| s.init) / hello_init,
             "get_account_info": median(&info_samples, |s| s.init) / hello_init,
         },
+        "warm_invocations": warm,
+        "binary": ours.display().to_string(),
         "binary_bytes": std::fs::metadata(&ours).map(|m| m.len()).unwrap_or(0),
         "hello_binary_bytes": std::fs::metadata(&hello).map(|m| m.len()).unwrap_or(0),
     });

@@ -31,6 +31,9 @@ pub struct Config {
     pub identity_cache_ttl: Duration,
     /// Set when running in AWS Lambda (`AWS_LAMBDA_FUNCTION_NAME`).
     pub lambda_function_name: Option<String>,
+    /// The environment is initialized ahead of its events
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE=provisioned-concurrency`).
+    pub provisioned_concurrency: bool,
     pub metrics: MetricsConfig,
     pub sessions: SessionConfig,
     /// The roots AWS endpoints are checked against: compiled in, unless `SSL_CERT_FILE` or
@@ -251,6 +254,8 @@ impl Config {
                 vars.parse("IDENTITY_CACHE_TTL_SECS")?.unwrap_or(900),
             ),
             lambda_function_name,
+            provisioned_concurrency: vars.string("AWS_LAMBDA_INITIALIZATION_TYPE")?.as_deref()
+                == Some("provisioned-concurrency"),
             metrics,
             sessions,
             trust_roots: if vars.string("SSL_CERT_FILE")?.is_some()

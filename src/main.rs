@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use mcp_aws_tools::config::Config;
 use mcp_aws_tools::gateway;
@@ -240,7 +241,7 @@ async fn run(command: Command) -> ExitCode {
 
 async fn lambda(config: Config) -> ExitCode {
     let state = match AppState::new(config).await {
-        Ok(state) => state,
+        Ok(state) => Arc::new(state),
         Err(err) => {
             eprintln!("mcp-aws-tools: {err}");
             return ExitCode::FAILURE;
@@ -250,7 +251,7 @@ async fn lambda(config: Config) -> ExitCode {
         // Publish what is left when Lambda shuts the environment down.
         gateway::lambda::on_shutdown(move || publisher.shutdown()).await;
     }
-    match gateway::lambda::run(&state).await {
+    match gateway::lambda::run(state).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("mcp-aws-tools: {err}");

@@ -148,6 +148,39 @@ impl AppState {
         }
     }
 
+    /// What the first tool call that reaches STS would otherwise pay for: the STS client with
+    /// its TLS configuration, built on a blocking thread (not the runtime's one thread, which
+    /// answers events meanwhile), then a GetCallerIdentity with the function's own credentials,
+    /// which opens the connection to the STS endpoint and leaves it in the pool; its answer
+    /// goes into the identity cache, as a tool call's would. A failure is logged like any AWS
+    /// failure and changes nothing: the first tool call does the work itself, within its own
+    /// time-out. [`crate::gateway::lambda`] says when it runs.
+    pub async fn warm_up(self: Arc<Self>) {
+        let Some(credentials) = self.credentials.environment().cloned() else {
+            return;
+        };
+
+        let started = std::time::Instant::now();
+        let state = self.clone();
+        if tokio::task::spawn_blocking(move || state.sts.prepare())
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let region = self
+            .config
+            .aws
+            .effective_region()
+            .unwrap_or(FALLBACK_REGION);
+        if self.sts.identity(&credentials, region).await.is_ok() {
+            tracing::info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "warm-up done: STS client, TLS and a connection ready"
+            );
+        }
+    }
+
     /// The EMF sink when metrics are written per invocation: in Lambda, where the environment
     /// is frozen between invocations and a timer cannot be trusted to fire.
     pub fn per_invocation_metrics(&self) -> Option<&EmfSink> {

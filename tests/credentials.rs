@@ -321,11 +321,6 @@ async fn invalid_credentials_are_refused_by_sts() {
     assert_eq!(still["structuredContent"]["valid"], true);
 }
 
-fn closed_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// Accepts connections and never answers.
 fn silent_endpoint() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -378,7 +373,7 @@ const STS_PATHS: [(&str, &str); 4] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_one_cause_on_every_path() {
-    let endpoint = format!("http://127.0.0.1:{}", closed_port());
+    let endpoint = format!("http://127.0.0.1:{}", support::closed_port());
     let moto = Moto::start();
     let home = home_with_profiles(&moto, BASE_KEYS);
     let server = Server::start_in(

@@ -231,3 +231,79 @@ async fn serves_streamable_http_events_through_the_runtime() {
     assert_eq!(mismatch["error"]["code"], -32020);
     drop(function);
 }
+
+/// Once the first event is answered, the function prepares STS in the background: the client
+/// and its TLS configuration, a connection, and the identity of its own credentials; the first
+/// `get_account_info` then finds the identity ready (`cached`), the account moto's. With
+/// provisioned concurrency that happens in init, before the first event. A dead STS endpoint
+/// changes nothing but that call's answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_is_warmed_up_after_the_first_event_or_in_a_provisioned_init() {
+    let moto = Moto::start();
+    let role = [
+        ("AWS_ACCESS_KEY_ID", "ASIAWARMUPEXAMPLE001"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "warmUpSecretExample000000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let list = message(json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}));
+    let warmed = |line: &Value| {
+        line["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("warm-up done"))
+    };
+
+    let api = RuntimeApi::start().await;
+    let mut env = role.to_vec();
+    env.push(("AWS_ENDPOINT_URL", &moto.url));
+    let function = LambdaProcess::start(&api.address(), &env);
+    let tools = reply(api.invoke(&list).await);
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(5));
+    function.logs.wait_for("the warm-up", warmed);
+    let info = reply(
+        api.invoke(&tool_call(2, "aws_get_account_info", json!({})))
+            .await,
+    );
+    let body = &info["result"]["structuredContent"];
+    assert_eq!(body["cached"], true, "{info}");
+    assert_eq!(body["account_id"], "123456789012");
+    assert_eq!(body["credentials_source"], "lambda_execution_role");
+    let logs = function.logs.text();
+    assert!(!logs.contains("ASIAWARMUPEXAMPLE001"), "{logs}");
+    assert!(!logs.contains("warmUpSecretExample"), "{logs}");
+
+    // Provisioned: warmed before the first event is even asked for.
+    let api = RuntimeApi::start().await;
+    env.push(("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency"));
+    let _function = LambdaProcess::start(&api.address(), &env);
+    let info = reply(
+        api.invoke(&tool_call(3, "aws_get_account_info", json!({})))
+            .await,
+    );
+    assert_eq!(
+        info["result"]["structuredContent"]["cached"], true,
+        "{info}"
+    );
+
+    let dead = format!("http://127.0.0.1:{}", support::closed_port());
+    let api = RuntimeApi::start().await;
+    let mut env = role.to_vec();
+    env.extend([
+        ("AWS_ENDPOINT_URL", dead.as_str()),
+        ("OPERATION_TIMEOUT_MS", "2000"),
+        ("CONNECT_TIMEOUT_MS", "500"),
+    ]);
+    let function = LambdaProcess::start(&api.address(), &env);
+    let tools = reply(api.invoke(&list).await);
+    assert_eq!(tools["result"]["tools"].as_array().map(Vec::len), Some(5));
+    let info = reply(
+        api.invoke(&tool_call(3, "aws_get_account_info", json!({})))
+            .await,
+    );
+    let body = &info["result"]["structuredContent"];
+    assert_eq!(info["result"]["isError"], true, "{info}");
+    assert_eq!(body["message"], "AWS STS could not be reached");
+    assert!(!function.logs.text().contains("warm-up done"));
+}

@@ -163,6 +163,12 @@ impl CredentialResolver {
         }
     }
 
+    /// The environment's credentials (in Lambda, the execution role's), which a call with no
+    /// profile and no connection credentials uses.
+    pub fn environment(&self) -> Option<&Credentials> {
+        self.environment.as_ref()
+    }
+
     /// The credentials for a call, by the order described at the top of this module.
     pub async fn resolve(
         &self,

@@ -52,6 +52,13 @@ impl Sts {
         }
     }
 
+    /// Builds the client now, if it is not built yet: its TLS configuration and connector.
+    /// Blocks for about a millisecond; [`crate::state::AppState::warm_up`] calls it off the
+    /// runtime's thread.
+    pub fn prepare(&self) {
+        self.client.get();
+    }
+
     /// The caller identity, from the cache when these credentials were seen recently.
     /// Returns whether the answer came from the cache.
     pub async fn identity(

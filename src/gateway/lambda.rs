@@ -3,16 +3,45 @@
 //! through lambda_http to [`super::http`]. [`on_shutdown`] gets the environment's SIGTERM.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use lambda_http::request::LambdaRequest;
 use lambda_runtime::{Error, LambdaEvent, Service, service_fn};
 use serde_json::Value;
+use tokio::sync::Notify;
 
 use crate::state::AppState;
 
-pub async fn run(state: &AppState) -> Result<(), Error> {
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| handle(state, event))).await
+/// Serves events until the runtime stops, and warms the AWS side up ([`AppState::warm_up`]):
+/// in the init phase when the environment is provisioned ahead of its events (provisioned
+/// concurrency: nobody waits for init then), else in the background once the first event is
+/// answered, so that the first event, whichever it is, never shares the CPU with it. An MCP
+/// client's first event is `$connect`, `initialize` or `server/discover`, and its first tool
+/// call comes a network round trip later.
+pub async fn run(state: Arc<AppState>) -> Result<(), Error> {
+    let first_answered = Arc::new(Notify::new());
+    if state.config.provisioned_concurrency {
+        state.clone().warm_up().await;
+    } else {
+        let (state, first_answered) = (state.clone(), first_answered.clone());
+        tokio::spawn(async move {
+            first_answered.notified().await;
+            // The permit comes before the runtime posts the answer: let its connection task
+            // write it first.
+            tokio::task::yield_now().await;
+            state.warm_up().await;
+        });
+    }
+    let state = &*state;
+    let first_answered = &*first_answered;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+        let response = handle(state, event).await;
+        // A permit for the warm-up task; after the first, nobody waits for one.
+        first_answered.notify_one();
+        response
+    }))
+    .await
 }
 
 /// Runs `hook` when Lambda shuts the execution environment down.

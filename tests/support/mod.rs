@@ -218,6 +218,12 @@ impl Drop for Moto {
     }
 }
 
+/// A port nothing listens on: connections to it are refused.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
 /// moto behind TLS with a private CA (tests/support/tls_front.py): `https://localhost:PORT`,
 /// and the CA's certificate in `ca_pem`. Stops when dropped.
 pub struct TlsFront {
