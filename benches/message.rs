@@ -1,7 +1,9 @@
 //! Per-message cost in-process: decode, dispatch and encode through `protocol::handle`, for
 //! `ping`, `tools/list`, a reference-envelope `aws/get-credentials`, and `tools/call
 //! aws_get_account_info` with the identity cached (moto answers the one STS call that fills
-//! the cache).
+//! the cache). Then the same messages as Lambda hands them over: an API Gateway WebSocket event
+//! decoded as lambda_runtime decodes it, `gateway::lambda::handle`, and the response encoded as
+//! lambda_runtime encodes it (the Runtime API's HTTP round trip is the coldstart bench's).
 //!
 //! Criterion measures each message; a second pass times every call of a long run and reports
 //! p50 and p99. `cargo bench --bench message`; `BENCH_QUICK=1` for a few iterations (CI);
@@ -134,6 +136,57 @@ fn main() {
         );
         results.insert(
             (*name).to_owned(),
+            json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": iterations}),
+        );
+    }
+    // The same messages inside API Gateway WebSocket events, as Lambda delivers them.
+    let event_text =
+        std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).expect("event");
+    let template: Value = serde_json::from_str(&event_text).expect("JSON");
+    for (name, body) in messages
+        .iter()
+        .filter(|(name, _)| !name.starts_with("envelope"))
+    {
+        let mut event = template.clone();
+        event["body"] = Value::String(String::from_utf8(body.clone()).expect("UTF-8"));
+        let event = serde_json::to_vec(&event).expect("JSON");
+        let invoke = || async {
+            let payload: Value = serde_json::from_slice(&event).expect("event");
+            let response = mcp_aws_tools::gateway::lambda::handle(
+                &state,
+                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
+            )
+            .await
+            .expect("a response");
+            serde_json::to_vec(&response).expect("JSON")
+        };
+        let first = runtime.block_on(invoke());
+        let first = String::from_utf8(first).expect("UTF-8");
+        assert!(
+            first.contains("\"statusCode\":200") && !first.contains("isError\\\":true"),
+            "{name}: {first}"
+        );
+        let samples = runtime.block_on(async {
+            let mut samples = Vec::with_capacity(iterations);
+            for _ in 0..iterations {
+                let started = Instant::now();
+                let response = invoke().await;
+                samples.push(started.elapsed());
+                std::hint::black_box(response);
+            }
+            samples
+        });
+        let mut sorted = samples;
+        sorted.sort();
+        let at = |q: f64| micros(sorted[((sorted.len() - 1) as f64 * q) as usize]);
+        let name = format!("Lambda event: {name}");
+        println!(
+            "{name:<42} p50 {:>8.2} µs   p99 {:>8.2} µs   ({iterations} calls)",
+            at(0.50),
+            at(0.99)
+        );
+        results.insert(
+            name,
             json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": iterations}),
         );
     }

@@ -1,11 +1,16 @@
 //! Throughput end to end: a WebSocket load generator against `serve` (the release binary).
 //! N connections each send M messages, keeping a window of requests in flight; every reply is
 //! matched to its request id exactly once. Reports messages per second, p50/p99 latency and
-//! errors, for `ping`, and for a mix of `tools/call` against moto. Then the peak RSS (VmHWM) of
-//! `serve`.
+//! errors, for `ping`, and for a mix of `tools/call` against moto. Then, closed loop (one
+//! request in flight on each of 16 connections): `ping`, the envelope's `aws/get-credentials`
+//! and `tools/call aws_get_credentials` through `serve`, and the envelope's
+//! `aws/get-credentials` through the reference document's tool in Python
+//! (benches/reference/aws_tools_server.py), with the ratios between them. Then the peak RSS
+//! (VmHWM) of `serve`.
 //!
 //! `cargo bench --bench throughput` (`BENCH_CONNECTIONS`, default 64; `BENCH_MESSAGES`, default
-//! 2,000 per connection; `BENCH_WINDOW`, default 16; `BENCH_SECONDS`, a bound on each run,
+//! 2,000 per connection; `BENCH_WINDOW`, default 16; `BENCH_CLOSED_CONNECTIONS`, default 16;
+//! `BENCH_CLOSED_MESSAGES`, default 3,000 per connection; `BENCH_SECONDS`, a bound on each run,
 //! default 120; `BENCH_OUT`, a file for the JSON results).
 
 #[path = "../tests/support/mod.rs"]
@@ -54,12 +59,18 @@ async fn connection(
             break;
         };
         let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        let matched = reply["id"].as_u64().and_then(|id| sent_at.remove(&id));
-        match matched {
+        // JSON-RPC's `id`, or the envelope's `request_id` (the message_id sent, a string).
+        let id = reply["id"]
+            .as_u64()
+            .or_else(|| reply["request_id"].as_str().and_then(|id| id.parse().ok()));
+        match id.and_then(|id| sent_at.remove(&id)) {
             Some(at) => latencies.push(at.elapsed()),
             None => errors += 1, // unknown or repeated id
         }
-        if reply.get("error").is_some() || reply["result"]["isError"] == true {
+        if reply.get("error").is_some()
+            || reply["result"]["isError"] == true
+            || reply["message_type"] != Value::Null && reply["message_type"] != "RESPONSE"
+        {
             errors += 1;
         }
         answered += 1;
@@ -117,6 +128,63 @@ fn tool_mix(seq: usize) -> Value {
     json!({"jsonrpc": "2.0", "id": seq, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
 }
 
+/// Makes the message with sequence number `seq`.
+type Make = fn(usize) -> Value;
+
+fn envelope_get_credentials(seq: usize) -> Value {
+    json!({"message_type": "REQUEST", "protocol_version": "2.0", "message_id": seq.to_string(),
+        "method": "aws/get-credentials", "params": {}})
+}
+
+fn tools_call_get_credentials(seq: usize) -> Value {
+    json!({"jsonrpc": "2.0", "id": seq, "method": "tools/call",
+        "params": {"name": "aws_get_credentials", "arguments": {}}})
+}
+
+/// The reference document's tool in Python (benches/reference/aws_tools_server.py), with the
+/// same credentials in its environment as `serve` has.
+struct Reference {
+    child: std::process::Child,
+    url: String,
+}
+
+impl Reference {
+    fn start(env: &[(&str, &str)]) -> Reference {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(support::python())
+            .arg(support::repo().join("benches/reference/aws_tools_server.py"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", support::temp_dir("reference-home"))
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            // Its log records go down a pipe that is read, as `serve`'s do.
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the Python reference");
+        let mut log = child.stderr.take().expect("stderr");
+        std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read its first line");
+        let info: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("the reference did not start ({e}): {line:?}"));
+        Reference {
+            child,
+            url: format!("ws://127.0.0.1:{}/ws", info["port"]),
+        }
+    }
+}
+
+impl Drop for Reference {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn main() {
     let connections = support::bench_setting("BENCH_CONNECTIONS", 64);
     let messages = support::bench_setting("BENCH_MESSAGES", 2000);
@@ -124,6 +192,17 @@ fn main() {
     let bound = Duration::from_secs(support::bench_setting("BENCH_SECONDS", 120) as u64);
     let runtime = support::bench_runtime();
     let moto = support::Moto::start();
+    let closed_connections = support::bench_setting("BENCH_CLOSED_CONNECTIONS", 16);
+    let closed_messages = support::bench_setting("BENCH_CLOSED_MESSAGES", 3000);
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "AKIATHROUGHPUTEXAMPL"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "throughputSecretExample00000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let reference = Reference::start(&credentials);
     let server = support::Server::start(&[
         ("AWS_ENDPOINT_URL", &moto.url),
         ("AWS_ACCESS_KEY_ID", "AKIATHROUGHPUTEXAMPL"),
@@ -152,11 +231,57 @@ fn main() {
             tool_mix,
         )
         .await;
+        // Closed loop: one request in flight per connection; the same client for every mix,
+        // the mixes interleaved over two rounds, the better round of each kept.
+        let mut closed: HashMap<&str, Run> = HashMap::new();
+        let mixes: [(&str, &str, Make); 4] = [
+            ("ping", &url, ping),
+            ("envelope_get_credentials", &url, envelope_get_credentials),
+            ("tools_call_get_credentials", &url, tools_call_get_credentials),
+            ("reference_envelope_get_credentials", &reference.url, envelope_get_credentials),
+        ];
+        for (_, target, make) in &mixes {
+            run(target, 2, 200, 1, bound, *make).await;
+        }
+        for _round in 0..2 {
+            for (name, target, make) in &mixes {
+                let this = run(
+                    target,
+                    closed_connections,
+                    closed_messages,
+                    1,
+                    bound,
+                    *make,
+                )
+                .await;
+                let rate = |run: &Run| run.latencies.len() as f64 / run.elapsed.as_secs_f64();
+                if closed.get(name).is_none_or(|best| rate(&this) > rate(best)) {
+                    closed.insert(name, this);
+                }
+            }
+        }
+        let mut closed_report = serde_json::Map::new();
+        for (name, _, _) in &mixes {
+            let run = closed.get_mut(name).expect("measured");
+            closed_report.insert((*name).to_owned(), report(run));
+        }
+        let rate = |name: &str| closed_report[name]["messages_per_second"].as_f64().unwrap_or(0.0);
+        let ratios = json!({
+            "envelope_get_credentials_to_reference": rate("envelope_get_credentials") / rate("reference_envelope_get_credentials"),
+            "envelope_get_credentials_to_ping": rate("envelope_get_credentials") / rate("ping"),
+            "tools_call_get_credentials_to_ping": rate("tools_call_get_credentials") / rate("ping"),
+        });
         json!({
             "connections": connections,
             "window": window,
             "ping": report(&mut pings),
             "tools_call_mix": report(&mut tools),
+            "closed_loop": {
+                "connections": closed_connections,
+                "messages_per_connection": closed_messages,
+                "runs": Value::Object(closed_report),
+                "ratios": ratios,
+            },
         })
     });
     let mut results = results;
