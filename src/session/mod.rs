@@ -136,6 +136,8 @@ pub enum SessionStore {
     DynamoDb(dynamodb::DynamoStore),
 }
 
+/// The DynamoDB calls' futures hold the SDK's operation state, kilobytes: they are boxed, so
+/// that every caller's future (a tool call's, on every message) stays small with either store.
 impl SessionStore {
     pub fn name(&self) -> &'static str {
         match self {
@@ -148,7 +150,7 @@ impl SessionStore {
     pub async fn get(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
         match self {
             SessionStore::Memory(store) => Ok(store.get(scope)),
-            SessionStore::DynamoDb(store) => store.get(scope).await,
+            SessionStore::DynamoDb(store) => Box::pin(store.get(scope)).await,
         }
     }
 
@@ -162,7 +164,7 @@ impl SessionStore {
     ) -> Result<bool, StoreError> {
         match self {
             SessionStore::Memory(store) => Ok(store.put(scope, record, only_new)),
-            SessionStore::DynamoDb(store) => store.put(scope, record, only_new).await,
+            SessionStore::DynamoDb(store) => Box::pin(store.put(scope, record, only_new)).await,
         }
     }
 
@@ -177,7 +179,9 @@ impl SessionStore {
     ) -> Result<bool, StoreError> {
         match self {
             SessionStore::Memory(store) => Ok(store.change(scope, change, expires_at, binding)),
-            SessionStore::DynamoDb(store) => store.change(scope, change, expires_at, binding).await,
+            SessionStore::DynamoDb(store) => {
+                Box::pin(store.change(scope, change, expires_at, binding)).await
+            }
         }
     }
 
@@ -187,7 +191,7 @@ impl SessionStore {
                 store.delete(scope);
                 Ok(())
             }
-            SessionStore::DynamoDb(store) => store.delete(scope).await,
+            SessionStore::DynamoDb(store) => Box::pin(store.delete(scope)).await,
         }
     }
 
@@ -203,7 +207,7 @@ impl SessionStore {
         match self {
             SessionStore::Memory(store) => Ok(store.take_token(scope, bucket, now_us, expires_at)),
             SessionStore::DynamoDb(store) => {
-                store.take_token(scope, bucket, now_us, expires_at).await
+                Box::pin(store.take_token(scope, bucket, now_us, expires_at)).await
             }
         }
     }

@@ -161,7 +161,7 @@ impl Sealer {
             Keys::Kms(keys) => {
                 let own = keys
                     .own
-                    .get_or_try_init(|| self.generate_data_key(&keys.kms))
+                    .get_or_try_init(|| Box::pin(self.generate_data_key(&keys.kms)))
                     .await?;
                 (own.key.clone(), own.encrypted.clone())
             }
@@ -223,7 +223,9 @@ impl Sealer {
                 if let Some(key) = lock(known).get(reference) {
                     return Ok(key.clone());
                 }
-                let key = self.decrypt_data_key(kms, reference).await?;
+                // Boxed: the KMS call's future is kilobytes, and every read of a connection's
+                // state would otherwise carry its size.
+                let key = Box::pin(self.decrypt_data_key(kms, reference)).await?;
                 let mut known = lock(known);
                 if known.len() >= MAX_DATA_KEYS {
                     known.clear();

@@ -271,13 +271,22 @@ pub async fn call(
 async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) -> ToolReply {
     let config = &call.state.config;
     let limit = config.operation_timeout * 2 + config.connect_timeout;
+    // The tools that call AWS have large futures (the SDK's operation state): boxed, so that
+    // the future of every call, get-credentials' included, stays small and is not copied
+    // around at its full size on each move.
     let work = async {
         match tool {
             ToolName::GetCredentials => get_credentials::run(call, arguments).await,
-            ToolName::SetEnvironment => set_environment::run(call, arguments).await.into(),
-            ToolName::ListProfiles => list_profiles::run(call, arguments).await.into(),
-            ToolName::GetAccountInfo => get_account_info::run(call, arguments).await.into(),
-            ToolName::ValidateCredentials => validate_credentials::run(call, arguments).await,
+            ToolName::SetEnvironment => {
+                Box::pin(set_environment::run(call, arguments)).await.into()
+            }
+            ToolName::ListProfiles => Box::pin(list_profiles::run(call, arguments)).await.into(),
+            ToolName::GetAccountInfo => Box::pin(get_account_info::run(call, arguments))
+                .await
+                .into(),
+            ToolName::ValidateCredentials => {
+                Box::pin(validate_credentials::run(call, arguments)).await
+            }
         }
     };
     tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {

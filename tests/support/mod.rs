@@ -356,17 +356,22 @@ impl Server {
         let logs = Logs::default();
         logs.capture(child.stdout.take().expect("stdout"));
         logs.capture(child.stderr.take().expect("stderr"));
-        let serving = logs.wait_for("serving", |r| r["fields"]["message"] == "serving");
-        let addr = serving["fields"]["address"]
+        // Owned by a Server from here, so that a server that never says it serves is stopped
+        // when the panic below unwinds, instead of outliving the test.
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            logs,
+            home,
+        };
+        let serving = server
+            .logs
+            .wait_for("serving", |r| r["fields"]["message"] == "serving");
+        server.addr = serving["fields"]["address"]
             .as_str()
             .expect("address")
             .to_owned();
-        Server {
-            child,
-            addr,
-            logs,
-            home,
-        }
+        server
     }
 
     pub fn ws_url(&self) -> String {
