@@ -67,14 +67,32 @@ fn source_of(result: &Value) -> (String, String) {
 }
 
 /// The connection ids `serve` logged at `$connect`, in order.
-fn connection_ids(server: &Server) -> Vec<String> {
-    server
-        .logs
-        .records()
-        .iter()
-        .filter(|r| r["fields"]["message"] == "connected")
-        .filter_map(|r| r["fields"]["connection_id"].as_str().map(str::to_owned))
-        .collect()
+/// The ids of the first `n` connections, from the server's "connected" records: waited for,
+/// since a record can reach the log reader after the client has finished its handshake.
+fn connection_ids(server: &Server, n: usize) -> Vec<String> {
+    let ids = || -> Vec<String> {
+        server
+            .logs
+            .records()
+            .iter()
+            .filter(|r| r["fields"]["message"] == "connected")
+            .filter_map(|r| r["fields"]["connection_id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let found = ids();
+        if found.len() >= n {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {n} connections logged: {}",
+            found.len(),
+            server.logs.text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 async fn table_client(moto: &Moto) -> aws_sdk_dynamodb::Client {
@@ -140,7 +158,7 @@ async fn overrides_follow_a_connection_to_every_instance_and_no_further() {
     let server = two_instances(&moto, &[]);
     let mut a = server.connect().await;
     let mut b = server.connect().await;
-    let ids = connection_ids(&server);
+    let ids = connection_ids(&server, 2);
     let (a_id, b_id) = (ids[0].clone(), ids[1].clone());
     set_a(&mut a).await;
 
