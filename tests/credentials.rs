@@ -435,7 +435,7 @@ async fn a_private_ca_is_trusted_through_ssl_cert_file_only() {
             (
                 json!("client_error"),
                 Value::Null,
-                "AWS STS could not be reached".to_owned()
+                "AWS STS presented a certificate no trusted root vouches for; set SSL_CERT_FILE to the CA bundle of the endpoint or proxy".to_owned()
             )
         );
     }

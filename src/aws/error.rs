@@ -35,6 +35,9 @@ pub enum Cause {
     TimedOut,
     /// The endpoint could not be reached (connection refused, name resolution, TLS).
     Unreachable,
+    /// The endpoint's certificate is not vouched for by a trusted root: the compiled-in roots,
+    /// or the bundle `SSL_CERT_FILE`/`SSL_CERT_DIR` name.
+    Untrusted,
     /// The configuration is wrong; the text says what, in one sentence, and is safe to show.
     Misconfigured(String),
     /// Anything else: a response that could not be read, a request that could not be built.
@@ -50,6 +53,7 @@ impl Cause {
             Cause::Refused(_) => "refused",
             Cause::TimedOut => "timed_out",
             Cause::Unreachable => "unreachable",
+            Cause::Untrusted => "untrusted_certificate",
             Cause::Misconfigured(_) => "misconfigured",
             Cause::Unexpected => "unexpected",
         }
@@ -174,9 +178,30 @@ fn connector_cause(connector: &ConnectorError) -> Cause {
         Cause::TimedOut
     } else if connector.is_user() {
         Cause::Misconfigured("the AWS endpoint URL is not usable".into())
+    } else if untrusted_certificate(connector) {
+        Cause::Untrusted
     } else {
         Cause::Unreachable
     }
+}
+
+/// Whether rustls refused the peer's certificate somewhere in the chain. The TLS connector
+/// wraps rustls' error in an `io::Error`, whose `source()` skips it: its `get_ref()` is looked
+/// at too.
+fn untrusted_certificate(error: &(dyn Error + 'static)) -> bool {
+    if matches!(
+        error.downcast_ref::<rustls::Error>(),
+        Some(rustls::Error::InvalidCertificate(_))
+    ) {
+        return true;
+    }
+    if let Some(io) = error.downcast_ref::<std::io::Error>()
+        && let Some(inner) = io.get_ref()
+        && untrusted_certificate(inner)
+    {
+        return true;
+    }
+    error.source().is_some_and(untrusted_certificate)
 }
 
 /// Classifies any error by walking its `source()` chain to the first link that says what
@@ -204,6 +229,7 @@ fn classify_chain(error: &(dyn Error + 'static)) -> (Cause, Option<&'static str>
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             let cause = match io.kind() {
                 std::io::ErrorKind::TimedOut => Cause::TimedOut,
+                _ if untrusted_certificate(io) => Cause::Untrusted,
                 _ => Cause::Unreachable,
             };
             return (cause, None);
@@ -287,6 +313,9 @@ impl AwsError {
             Cause::Refused(refusal) => format!("{service} refused the request ({})", refusal.code),
             Cause::TimedOut => format!("{service} did not answer within the time-out"),
             Cause::Unreachable => format!("{service} could not be reached"),
+            Cause::Untrusted => format!(
+                "{service} presented a certificate no trusted root vouches for; set SSL_CERT_FILE to the CA bundle of the endpoint or proxy"
+            ),
             Cause::Misconfigured(what) => what.clone(),
             Cause::Unexpected => format!("{service} failed in an unexpected way"),
         }
@@ -306,6 +335,22 @@ impl AwsError {
 mod tests {
     use super::*;
     use aws_credential_types::provider::error::CredentialsError;
+
+    #[test]
+    fn a_refused_certificate_is_named_inside_the_io_error_that_carries_it() {
+        let refused = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let io = std::io::Error::new(std::io::ErrorKind::InvalidData, refused);
+        assert_eq!(
+            classify(&CredentialsError::provider_error(io)),
+            Cause::Untrusted
+        );
+        let other =
+            std::io::Error::new(std::io::ErrorKind::InvalidData, rustls::Error::DecryptError);
+        assert_eq!(
+            classify(&CredentialsError::provider_error(other)),
+            Cause::Unreachable
+        );
+    }
 
     #[test]
     fn provider_errors_classify_by_their_chain() {

@@ -79,7 +79,9 @@ impl From<AwsError> for ToolError {
                 (ErrorKind::InvalidCredentials, Some(refusal.code.clone()))
             }
             Cause::Refused(refusal) => (ErrorKind::ClientError, Some(refusal.code.clone())),
-            Cause::TimedOut | Cause::Unreachable => (ErrorKind::ClientError, None),
+            Cause::TimedOut | Cause::Unreachable | Cause::Untrusted => {
+                (ErrorKind::ClientError, None)
+            }
             Cause::Unexpected => (ErrorKind::ExecutionError, None),
         };
         ToolError {
