@@ -167,44 +167,29 @@ fn tools_call_get_credentials(seq: usize) -> Value {
 /// The reference document's tool in Python (benches/reference/aws_tools_server.py), with the
 /// same credentials in its environment as `serve` has.
 struct Reference {
-    child: std::process::Child,
+    _helper: support::Helper,
     url: String,
 }
 
 impl Reference {
     fn start(env: &[(&str, &str)]) -> Reference {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(support::python())
-            .arg(support::repo().join("benches/reference/aws_tools_server.py"))
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("HOME", support::temp_dir("reference-home"))
-            .envs(env.iter().copied())
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            // Its log records go down a pipe that is read, as `serve`'s do.
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the Python reference");
-        let mut log = child.stderr.take().expect("stderr");
+        let mut helper = support::Helper::start(
+            std::process::Command::new(support::python())
+                .arg(support::repo().join("benches/reference/aws_tools_server.py"))
+                .env_clear()
+                .env("PATH", std::env::var("PATH").unwrap_or_default())
+                .env("HOME", support::temp_dir("reference-home"))
+                .envs(env.iter().copied())
+                // Its log records go down a pipe that is read, as `serve`'s do.
+                .stderr(std::process::Stdio::piped()),
+            "the Python reference",
+        );
+        let mut log = helper.child.stderr.take().expect("stderr");
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read its first line");
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the reference did not start ({e}): {line:?}"));
         Reference {
-            child,
-            url: format!("ws://127.0.0.1:{}/ws", info["port"]),
+            url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
+            _helper: helper,
         }
-    }
-}
-
-impl Drop for Reference {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -153,7 +153,7 @@ pub fn node_dir() -> &'static Path {
 
 /// moto, serving STS and IAM on 127.0.0.1. Stops when dropped or when the test process ends.
 pub struct Moto {
-    child: Child,
+    _helper: Helper,
     pub port: u16,
     pub url: String,
     /// An IAM role moto knows, for AssumeRole profiles.
@@ -185,13 +185,8 @@ impl Moto {
         if iam_auth {
             command.arg("--iam-auth");
         }
-        let mut child = command.spawn().expect("start moto");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("moto stdout"))
-            .read_line(&mut line)
-            .expect("read moto's first line");
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("moto did not start ({e}): {line:?}"));
+        let helper = Helper::start(&mut command, "moto");
+        let info = &helper.info;
         let port = info["port"].as_u64().expect("port") as u16;
         let user = info.get("user").map(|u| {
             (
@@ -200,18 +195,46 @@ impl Moto {
             )
         });
         Moto {
-            child,
             port,
             url: format!("http://127.0.0.1:{port}"),
             role_arn: info["role_arn"].as_str().expect("role arn").to_owned(),
             user,
             table: info["table"].as_str().expect("table").to_owned(),
             kms_key_id: info["kms_key_id"].as_str().expect("kms key").to_owned(),
+            _helper: helper,
         }
     }
 }
 
-impl Drop for Moto {
+/// A helper process (a Python script) that prints one JSON line when it is ready and runs
+/// until stdin closes; stopped when dropped, also when the test panics.
+pub struct Helper {
+    pub child: Child,
+    /// Its first line.
+    pub info: Value,
+}
+
+impl Helper {
+    pub fn start(command: &mut Command, what: &str) -> Helper {
+        command.stdin(Stdio::piped()).stdout(Stdio::piped());
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        let mut helper = Helper {
+            child,
+            info: Value::Null,
+        };
+        let mut line = String::new();
+        BufReader::new(helper.child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .unwrap_or_else(|e| panic!("{what}: no first line: {e}"));
+        helper.info = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("{what} did not start ({e}): {line:?}"));
+        helper
+    }
+}
+
+impl Drop for Helper {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -227,7 +250,7 @@ pub fn closed_port() -> u16 {
 /// moto behind TLS with a private CA (tests/support/tls_front.py): `https://localhost:PORT`,
 /// and the CA's certificate in `ca_pem`. Stops when dropped.
 pub struct TlsFront {
-    child: Child,
+    _helper: Helper,
     pub url: String,
     pub ca_pem: PathBuf,
 }
@@ -235,33 +258,19 @@ pub struct TlsFront {
 impl TlsFront {
     pub fn start(moto: &Moto) -> TlsFront {
         let dir = temp_dir("tls-front");
-        let mut child = Command::new(python())
-            .arg(repo().join("tests/support/tls_front.py"))
-            .arg(moto.port.to_string())
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the TLS front");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read the TLS front's first line");
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("the TLS front did not start ({e}): {line:?}"));
+        let helper = Helper::start(
+            Command::new(python())
+                .arg(repo().join("tests/support/tls_front.py"))
+                .arg(moto.port.to_string())
+                .arg(&dir)
+                .stderr(Stdio::null()),
+            "the TLS front",
+        );
         TlsFront {
-            child,
-            url: format!("https://localhost:{}", info["port"]),
+            url: format!("https://localhost:{}", helper.info["port"]),
             ca_pem: dir.join("ca.pem"),
+            _helper: helper,
         }
-    }
-}
-
-impl Drop for TlsFront {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
