@@ -66,6 +66,34 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
+/// Times each of `n` calls of `call`, one at a time.
+async fn time_each<F, T>(n: usize, call: impl Fn() -> F) -> Vec<Duration>
+where
+    F: std::future::Future<Output = T>,
+{
+    let mut samples = Vec::with_capacity(n);
+    for _ in 0..n {
+        let started = Instant::now();
+        let output = call().await;
+        samples.push(started.elapsed());
+        std::hint::black_box(output);
+    }
+    samples
+}
+
+/// Prints a row's p50 and p99 and returns them for BENCH_OUT.
+fn report(name: &str, mut samples: Vec<Duration>) -> Value {
+    samples.sort();
+    let at = |q: f64| micros(samples[((samples.len() - 1) as f64 * q) as usize]);
+    println!(
+        "{name:<42} p50 {:>8.2} µs   p99 {:>8.2} µs   ({} calls)",
+        at(0.50),
+        at(0.99),
+        samples.len()
+    );
+    json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": samples.len()})
+}
+
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let runtime = support::bench_runtime();
@@ -116,28 +144,10 @@ fn main() {
     let iterations = if quick { 2_000 } else { 200_000 };
     let mut results = serde_json::Map::new();
     for (name, body) in &messages {
-        let samples = runtime.block_on(async {
-            let mut samples = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let reply = protocol::handle(&state, &origin, body).await;
-                samples.push(started.elapsed());
-                std::hint::black_box(reply);
-            }
-            samples
-        });
-        let mut sorted = samples;
-        sorted.sort();
-        let at = |q: f64| micros(sorted[((sorted.len() - 1) as f64 * q) as usize]);
-        println!(
-            "{name:<42} p50 {:>8.2} µs   p99 {:>8.2} µs   ({iterations} calls)",
-            at(0.50),
-            at(0.99)
-        );
-        results.insert(
-            (*name).to_owned(),
-            json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": iterations}),
-        );
+        let samples = runtime.block_on(time_each(iterations, || {
+            protocol::handle(&state, &origin, body)
+        }));
+        results.insert((*name).to_owned(), report(name, samples));
     }
     // The same messages inside API Gateway WebSocket events, as Lambda delivers them.
     let event_text =
@@ -166,29 +176,10 @@ fn main() {
             first.contains("\"statusCode\":200") && !first.contains("isError\\\":true"),
             "{name}: {first}"
         );
-        let samples = runtime.block_on(async {
-            let mut samples = Vec::with_capacity(iterations);
-            for _ in 0..iterations {
-                let started = Instant::now();
-                let response = invoke().await;
-                samples.push(started.elapsed());
-                std::hint::black_box(response);
-            }
-            samples
-        });
-        let mut sorted = samples;
-        sorted.sort();
-        let at = |q: f64| micros(sorted[((sorted.len() - 1) as f64 * q) as usize]);
+        let samples = runtime.block_on(time_each(iterations, invoke));
         let name = format!("Lambda event: {name}");
-        println!(
-            "{name:<42} p50 {:>8.2} µs   p99 {:>8.2} µs   ({iterations} calls)",
-            at(0.50),
-            at(0.99)
-        );
-        results.insert(
-            name,
-            json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": iterations}),
-        );
+        let row = report(&name, samples);
+        results.insert(name, row);
     }
     if let Ok(path) = std::env::var("BENCH_OUT") {
         std::fs::write(path, Value::Object(results).to_string()).expect("write BENCH_OUT");
