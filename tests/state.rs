@@ -293,7 +293,10 @@ async fn a_handle_carries_overrides_to_another_connection_of_the_same_caller() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handles_expire() {
     let moto = Moto::start();
-    let server = two_instances(&moto, &[("ENVIRONMENT_TTL_SECS", "1")]);
+    // Three seconds, not one: expiry is in whole seconds, so with one a handle set late in a
+    // second had less than a second to live, and a loaded machine could take that long to use
+    // it once.
+    let server = two_instances(&moto, &[("ENVIRONMENT_TTL_SECS", "3")]);
     let mut a = server.connect().await;
     let handle = set_a(&mut a).await["environment_id"]
         .as_str()
@@ -303,8 +306,9 @@ async fn handles_expire() {
         .call_tool("aws_get_credentials", json!({"environment_id": handle}))
         .await;
     assert_eq!(fresh["isError"], false, "{fresh}");
-    // Expiry is in whole seconds: two more seconds is past it, whatever the machine's load.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Expiry is in whole seconds: a second and a half more than the time-to-live is past it,
+    // whatever the machine's load.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
     let expired = a
         .call_tool("aws_get_credentials", json!({"environment_id": handle}))
         .await;
