@@ -1,7 +1,5 @@
 //! aws/get-credentials: which credentials a call would run with, masked.
 
-use std::collections::BTreeMap;
-
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -76,7 +74,7 @@ pub(super) fn spec() -> Spec {
 struct Answer<'a> {
     caller: Option<Value>,
     credentials: Shown<'a>,
-    environment_variables: BTreeMap<&'static str, String>,
+    environment_variables: Variables<'a>,
     metadata: Metadata,
     timestamp: String,
 }
@@ -151,20 +149,35 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
 }
 
 /// The AWS credential and region variables in effect for this connection, masked: the
-/// process environment with the stored set-environment overrides on top.
-fn environment_variables(
-    call: &Call<'_>,
-    context: &Context,
+/// process environment with the stored set-environment overrides on top. Fields in the order
+/// of their names (sorted, as a JSON object of the other tools is); a variable that is not set
+/// is left out.
+#[derive(Serialize)]
+struct Variables<'a> {
+    #[serde(rename = "AWS_ACCESS_KEY_ID", skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<String>,
+    #[serde(rename = "AWS_DEFAULT_REGION", skip_serializing_if = "Option::is_none")]
+    default_region: Option<&'a str>,
+    #[serde(rename = "AWS_PROFILE", skip_serializing_if = "Option::is_none")]
+    profile: Option<&'a str>,
+    #[serde(rename = "AWS_REGION", skip_serializing_if = "Option::is_none")]
+    region: Option<&'a str>,
+    #[serde(
+        rename = "AWS_SECRET_ACCESS_KEY",
+        skip_serializing_if = "Option::is_none"
+    )]
+    secret_access_key: Option<&'static str>,
+    #[serde(rename = "AWS_SESSION_TOKEN", skip_serializing_if = "Option::is_none")]
+    session_token: Option<String>,
+}
+
+fn environment_variables<'a>(
+    call: &Call<'a>,
+    context: &'a Context,
     include_session_token: bool,
-) -> BTreeMap<&'static str, String> {
+) -> Variables<'a> {
     let env = &call.state.config.aws;
     let overrides = &context.stored;
-    let mut vars = BTreeMap::new();
-    let mut put = |name: &'static str, value: Option<String>| {
-        if let Some(value) = value {
-            vars.insert(name, value);
-        }
-    };
     let token_shown = |token: &str| {
         if include_session_token {
             mask_session_token(token)
@@ -172,45 +185,28 @@ fn environment_variables(
             MASKED_SECRET.to_owned()
         }
     };
-    match &overrides.credentials {
-        Some(credentials) => {
-            put(
-                "AWS_ACCESS_KEY_ID",
-                Some(mask_access_key_id(credentials.access_key_id())),
-            );
-            put("AWS_SECRET_ACCESS_KEY", Some(MASKED_SECRET.to_owned()));
-            put(
-                "AWS_SESSION_TOKEN",
-                credentials.session_token().map(token_shown),
-            );
-        }
-        None => {
-            put(
-                "AWS_ACCESS_KEY_ID",
-                env.access_key_id.as_deref().map(mask_access_key_id),
-            );
-            put(
-                "AWS_SECRET_ACCESS_KEY",
-                env.secret_access_key
-                    .as_ref()
-                    .map(|_| MASKED_SECRET.to_owned()),
-            );
-            put(
-                "AWS_SESSION_TOKEN",
-                env.session_token.as_ref().map(|t| token_shown(t.expose())),
-            );
-        }
+    let (access_key_id, secret_access_key, session_token) = match &overrides.credentials {
+        Some(credentials) => (
+            Some(mask_access_key_id(credentials.access_key_id())),
+            Some(MASKED_SECRET),
+            credentials.session_token().map(token_shown),
+        ),
+        None => (
+            env.access_key_id.as_deref().map(mask_access_key_id),
+            env.secret_access_key.as_ref().map(|_| MASKED_SECRET),
+            env.session_token.as_ref().map(|t| token_shown(t.expose())),
+        ),
+    };
+    let (default_region, region) = match &overrides.region {
+        Some(region) => (Some(region.as_str()), Some(region.as_str())),
+        None => (env.default_region.as_deref(), env.region.as_deref()),
+    };
+    Variables {
+        access_key_id,
+        default_region,
+        profile: env.profile.as_deref(),
+        region,
+        secret_access_key,
+        session_token,
     }
-    match &overrides.region {
-        Some(region) => {
-            put("AWS_DEFAULT_REGION", Some(region.clone()));
-            put("AWS_REGION", Some(region.clone()));
-        }
-        None => {
-            put("AWS_DEFAULT_REGION", env.default_region.clone());
-            put("AWS_REGION", env.region.clone());
-        }
-    }
-    put("AWS_PROFILE", env.profile.clone());
-    vars
 }
