@@ -7,6 +7,7 @@
 //! "error_message"}`; a tool failure also carries `details`, the tool's error body
 //! (`{"error": "no_credentials", "message": ...}`).
 
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
@@ -30,30 +31,82 @@ pub mod code {
     pub const EXECUTION_FAILED: &str = "EXECUTION_FAILED";
 }
 
-pub async fn handle(
-    state: &AppState,
-    origin: &Origin,
-    object: Map<String, Value>,
-) -> (String, Summary) {
+/// The fields of a message an envelope is read from; any other field is ignored. A field that
+/// is present holds its value, `null` included; one that is absent is `None`.
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+pub struct Fields {
+    #[serde(default, deserialize_with = "present")]
+    message_type: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    protocol_version: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    message_id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    /// JSON-RPC's marker: a message that has it is not an envelope.
+    #[serde(default, deserialize_with = "present_any")]
+    jsonrpc: Option<IgnoredAny>,
+}
+
+fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
+}
+
+fn present_any<'de, D: Deserializer<'de>>(value: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(value).map(Some)
+}
+
+impl Fields {
+    /// Read straight from a message's text, without building its tree: the common case. `None`
+    /// for anything else (not an object, a field twice, JSON-RPC, no envelope field), which
+    /// [`super::dispatch`] then reads as a tree and routes.
+    pub fn read(text: &str) -> Option<Self> {
+        // A struct is also read from an array (its fields in order): only an object is one.
+        let object = text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{');
+        if !object {
+            return None;
+        }
+        let fields: Self = serde_json::from_str(text).ok()?;
+        let envelope = fields.jsonrpc.is_none()
+            && (fields.message_type.is_some() || fields.message_id.is_some());
+        envelope.then_some(fields)
+    }
+
+    /// The fields of a message already read as a tree.
+    pub fn take(mut object: Map<String, Value>) -> Self {
+        Self {
+            message_type: object.remove("message_type"),
+            protocol_version: object.remove("protocol_version"),
+            message_id: object.remove("message_id"),
+            method: object.remove("method"),
+            params: object.remove("params"),
+            jsonrpc: None,
+        }
+    }
+}
+
+pub async fn handle(state: &AppState, origin: &Origin, fields: Fields) -> (String, Summary) {
     let mut summary = Summary::new("envelope");
-    let request_id = object
-        .get("message_id")
-        .filter(|id| {
-            id.as_str().is_some_and(|s| s.len() <= MAX_ID_BYTES) || id.is_i64() || id.is_u64()
-        })
-        .cloned();
-    summary.request_id = request_id.as_ref().map(|id| loggable(&id_text(id)));
+    let request_id = fields.message_id.as_ref().filter(|id| {
+        id.as_str().is_some_and(|s| s.len() <= MAX_ID_BYTES) || id.is_i64() || id.is_u64()
+    });
+    summary.request_id = request_id.map(|id| loggable(&id_text(id)));
     summary.method = Some(
-        object
-            .get("method")
+        fields
+            .method
+            .as_ref()
             .and_then(Value::as_str)
             .and_then(ToolName::parse)
             .map_or("unknown", ToolName::reference_name),
     );
 
-    let (reply, outcome) = match decode(&object) {
+    let (reply, outcome) = match decode(&fields) {
         Err((error_code, message)) => (
-            error(request_id.as_ref(), error_code, &message, None, None),
+            error(request_id, error_code, &message, None, None),
             Outcome::Rejected(error_code.into()),
         ),
         Ok((tool, params)) => {
@@ -62,7 +115,7 @@ pub async fn handle(
                 Err(limited) => {
                     let retry_after_ms = limited.retry_after_ms();
                     let reply = error(
-                        request_id.as_ref(),
+                        request_id,
                         code::RATE_LIMITED,
                         &limited.to_string(),
                         None,
@@ -78,14 +131,14 @@ pub async fn handle(
                     let outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);
                     let text = match reply {
                         ToolReply::Answer { body, .. } => {
-                            let text = response(request_id.as_ref(), &body);
+                            let text = response(request_id, &body);
                             if text.len() > MAX_TOOL_REPLY_BYTES {
                                 tracing::error!(
                                     bytes = text.len(),
                                     "a tool result exceeded its bound"
                                 );
                                 error(
-                                    request_id.as_ref(),
+                                    request_id,
                                     code::EXECUTION_FAILED,
                                     "the tool's result is too large to send",
                                     None,
@@ -101,13 +154,7 @@ pub async fn handle(
                             } else {
                                 code::EXECUTION_FAILED
                             };
-                            error(
-                                request_id.as_ref(),
-                                error_code,
-                                &err.message,
-                                Some(err.body()),
-                                None,
-                            )
+                            error(request_id, error_code, &err.message, Some(err.body()), None)
                         }
                     };
                     (text, outcome)
@@ -123,9 +170,9 @@ pub async fn handle(
 type Refused = (&'static str, String);
 
 /// Checks the envelope's fields in order and names the first that is wrong.
-fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>), Refused> {
+fn decode(fields: &Fields) -> Result<(ToolName, &Map<String, Value>), Refused> {
     let invalid = |message: &str| (code::INVALID_REQUEST, message.to_owned());
-    match object.get("message_type") {
+    match &fields.message_type {
         Some(Value::String(t)) if t == "REQUEST" => {}
         Some(Value::String(_)) => {
             return Err(invalid(
@@ -135,7 +182,7 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         Some(_) => return Err(invalid("message_type must be the string \"REQUEST\"")),
         None => return Err(invalid("missing field message_type (\"REQUEST\")")),
     }
-    match object.get("message_id") {
+    match &fields.message_id {
         Some(Value::String(id)) if id.len() > MAX_ID_BYTES => {
             return Err(invalid(&format!(
                 "message_id is longer than {MAX_ID_BYTES} bytes"
@@ -150,7 +197,7 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         }
         None => return Err(invalid("missing field message_id")),
     }
-    match object.get("protocol_version") {
+    match &fields.protocol_version {
         Some(Value::String(v)) if v == PROTOCOL_VERSION => {}
         Some(_) => {
             return Err((
@@ -160,7 +207,7 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         }
         None => return Err(invalid("missing field protocol_version (\"2.0\")")),
     }
-    let method = match object.get("method") {
+    let method = match &fields.method {
         Some(Value::String(method)) => method,
         Some(_) => return Err(invalid("method must be a string")),
         None => return Err(invalid("missing field method")),
@@ -173,7 +220,7 @@ fn decode(object: &Map<String, Value>) -> Result<(ToolName, &Map<String, Value>)
         ));
     };
     static EMPTY: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
-    let params = match object.get("params") {
+    let params = match &fields.params {
         None | Some(Value::Null) => &*EMPTY,
         Some(Value::Object(params)) => params,
         Some(_) => return Err((code::INVALID_PARAMS, "params must be an object".into())),
@@ -217,13 +264,26 @@ fn encode(reply: &impl serde::Serialize) -> String {
     serde_json::to_string(reply).unwrap_or_default()
 }
 
+/// The frame around a result: its fields and their names.
+const RESPONSE_FRAME_BYTES: usize = 128;
+
 fn response(request_id: Option<&Value>, result: &RawValue) -> String {
-    encode(&Response {
-        message_type: "RESPONSE",
-        protocol_version: PROTOCOL_VERSION,
-        request_id,
-        result,
-    })
+    // Sized once for the result and its frame, rather than grown (and copied) as it is written.
+    let mut text = Vec::with_capacity(result.get().len() + RESPONSE_FRAME_BYTES + MAX_ID_BYTES);
+    let written = serde_json::to_writer(
+        &mut text,
+        &Response {
+            message_type: "RESPONSE",
+            protocol_version: PROTOCOL_VERSION,
+            request_id,
+            result,
+        },
+    );
+    match (written, String::from_utf8(text)) {
+        (Ok(()), Ok(text)) => text,
+        // serde_json writes UTF-8 and a response of strings and raw JSON cannot fail.
+        _ => unreachable!("a response is plain data"),
+    }
 }
 
 fn error(
@@ -258,8 +318,8 @@ mod tests {
     use serde_json::json;
 
     fn decoded(v: Value) -> Result<ToolName, Refused> {
-        let object = v.as_object().cloned().unwrap();
-        decode(&object).map(|(tool, _)| tool)
+        let fields = Fields::take(v.as_object().cloned().unwrap());
+        decode(&fields).map(|(tool, _)| tool)
     }
 
     #[test]
@@ -307,6 +367,40 @@ mod tests {
         let mut missing = base.clone();
         missing.as_object_mut().unwrap().remove("protocol_version");
         assert!(decoded(missing).unwrap_err().1.contains("protocol_version"));
+    }
+
+    /// The fields read straight from text are those of the tree the general path reads, `null`
+    /// kept apart from absent; whatever the general path must decide (a field twice, JSON-RPC's
+    /// marker however it is spelled, no envelope field) is left to it.
+    #[test]
+    fn fields_read_from_text_are_those_of_the_tree() {
+        let same = [
+            r#"{"message_type":"REQUEST","protocol_version":"2.0","message_id":"r","method":"aws/list-profiles","params":{"a":[1]}}"#,
+            r#"{"message_type":"REQUEST","message_id":null,"params":null,"extra":{"x":1}}"#,
+            r#"{"message_id":7,"method":7}"#,
+            r#"{"message_type":"REQ\u0055EST","protocol_version":2.0,"message_id":"r"}"#,
+        ];
+        for text in same {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let taken = Fields::take(tree.as_object().cloned().unwrap());
+            assert_eq!(Fields::read(text), Some(taken), "{text}");
+        }
+        let refused = Fields::read(r#"{"message_type":"REQUEST","message_id":null}"#)
+            .map(|fields| decode(&fields).unwrap_err());
+        assert!(refused.unwrap().1.contains("message_id must be"));
+
+        let general = [
+            r#"{"message_type":"REQUEST","message_type":"RESPONSE","message_id":"r"}"#,
+            r#"{"message_type":"REQUEST","message_id":"r","jsonrpc":"2.0"}"#,
+            r#"{"message_type":"REQUEST","message_id":"r","\u006asonrpc":"2.0"}"#,
+            r#"{"method":"aws/list-profiles"}"#,
+            r#"[{"message_type":"REQUEST"}]"#,
+            r#" ["REQUEST", "2.0", "r", "aws/list-profiles"]"#,
+            r#"{"message_type":"REQUEST"} x"#,
+        ];
+        for text in general {
+            assert_eq!(Fields::read(text), None, "{text}");
+        }
     }
 
     #[test]

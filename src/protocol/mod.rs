@@ -153,10 +153,10 @@ async fn dispatch(
     origin: &Origin,
     body: &[u8],
 ) -> (Option<String>, Vec<Summary>) {
-    let envelope_like = looks_like_envelope(body);
+    // Which format to refuse in is only looked for when a message is refused.
     let refuse =
         |message: String, json_rpc_code: rmcp::model::ErrorCode, envelope_code: &'static str| {
-            if envelope_like {
+            if looks_like_envelope(body) {
                 envelope::refusal(envelope_code, message)
             } else {
                 mcp::refusal(None, json_rpc_code, message)
@@ -187,6 +187,15 @@ async fn dispatch(
             return (Some(reply), vec![summary]);
         }
     };
+    // The common case, one envelope request, is read straight into its fields. Anything else
+    // is read as a tree and routed from it; the cheap look for "jsonrpc" spares MCP messages a
+    // first reading that could not succeed.
+    if !contains(body, b"\"jsonrpc\"")
+        && let Some(fields) = envelope::Fields::read(text)
+    {
+        let (reply, summary) = envelope::handle(state, origin, fields).await;
+        return (Some(reply), vec![summary]);
+    }
     let value: Value = match serde_json::from_str(text) {
         Ok(value) => value,
         Err(err) => {
@@ -202,7 +211,8 @@ async fn dispatch(
             (reply.map(|r| r.to_string()), vec![summary])
         }
         Value::Object(object) if is_envelope(&object) => {
-            let (reply, summary) = envelope::handle(state, origin, object).await;
+            let (reply, summary) =
+                envelope::handle(state, origin, envelope::Fields::take(object)).await;
             (Some(reply), vec![summary])
         }
         Value::Array(items) => mcp::handle_batch(state, origin, items).await,
@@ -212,7 +222,8 @@ async fn dispatch(
                 .and_then(Value::as_str)
                 .is_some_and(|m| m.starts_with("aws/")) =>
         {
-            let (reply, summary) = envelope::handle(state, origin, object).await;
+            let (reply, summary) =
+                envelope::handle(state, origin, envelope::Fields::take(object)).await;
             (Some(reply), vec![summary])
         }
         _ => {
@@ -233,6 +244,9 @@ fn is_envelope(object: &Map<String, Value>) -> bool {
 /// For a message that cannot be parsed: answer in the envelope format if it mentions one of
 /// the envelope's fields, else in JSON-RPC.
 fn looks_like_envelope(body: &[u8]) -> bool {
-    let contains = |needle: &[u8]| body.windows(needle.len()).any(|w| w == needle);
-    contains(b"\"message_type\"") && !contains(b"\"jsonrpc\"")
+    contains(body, b"\"message_type\"") && !contains(body, b"\"jsonrpc\"")
+}
+
+fn contains(body: &[u8], needle: &[u8]) -> bool {
+    body.windows(needle.len()).any(|w| w == needle)
 }
