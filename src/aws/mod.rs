@@ -11,7 +11,15 @@ pub mod sts;
 use std::sync::{LazyLock, OnceLock};
 
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::runtime_components::{
+    RuntimeComponents, RuntimeComponentsBuilder,
+};
+use aws_smithy_types::config_bag::ConfigBag;
 
 /// The certificates AWS endpoints are checked against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,20 +34,74 @@ pub enum TrustRoots {
     System,
 }
 
-/// One HTTPS client for every AWS call: hyper with rustls on ring, trusting `roots`.
+/// One HTTPS client for every AWS call: hyper with rustls on ring, trusting `roots`. Built on
+/// first use ([`LazyHttps`]): configuring the SDK at start-up costs no TLS work.
 pub fn https_client(roots: TrustRoots) -> SharedHttpClient {
-    let store = match roots {
-        TrustRoots::Compiled => TrustStore::empty().with_pem_certificate(COMPILED_ROOTS.as_slice()),
-        TrustRoots::System => TrustStore::default(),
-    };
-    let context = TlsContext::builder()
-        .with_trust_store(store)
-        .build()
-        .unwrap_or_else(|_| TlsContext::default());
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .tls_context(context)
-        .build_https()
+    SharedHttpClient::new(LazyHttps {
+        roots,
+        client: OnceLock::new(),
+    })
+}
+
+/// The SDK's HTTPS client, built when an SDK client is first built or a request first needs a
+/// connector, not when the SDK's configuration is loaded at start-up. Building it writes the
+/// compiled-in roots out as PEM and hands them to the SDK's trust store (about 0.2 ms), so at
+/// start-up it would delay every cold start, `tools/list`'s included.
+#[derive(Debug)]
+struct LazyHttps {
+    roots: TrustRoots,
+    client: OnceLock<SharedHttpClient>,
+}
+
+impl LazyHttps {
+    fn client(&self) -> &SharedHttpClient {
+        self.client.get_or_init(|| {
+            let store = match self.roots {
+                TrustRoots::Compiled => {
+                    TrustStore::empty().with_pem_certificate(COMPILED_ROOTS.as_slice())
+                }
+                TrustRoots::System => TrustStore::default(),
+            };
+            let context = TlsContext::builder()
+                .with_trust_store(store)
+                .build()
+                .unwrap_or_else(|_| TlsContext::default());
+            aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+                .tls_context(context)
+                .build_https()
+        })
+    }
+}
+
+impl HttpClient for LazyHttps {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        self.client().http_connector(settings, components)
+    }
+
+    fn validate_base_client_config(
+        &self,
+        components: &RuntimeComponentsBuilder,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.client().validate_base_client_config(components, cfg)
+    }
+
+    fn validate_final_config(
+        &self,
+        components: &RuntimeComponents,
+        cfg: &ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.client().validate_final_config(components, cfg)
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        self.client().connector_metadata()
+    }
 }
 
 /// The compiled-in roots as one PEM bundle, the form the SDK's trust store takes (about 0.2 ms
