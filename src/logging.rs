@@ -39,8 +39,37 @@ const SILENCED: &[&str] = &[
 /// (`invoke`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
+    /// Each record written as it is made: in Lambda the environment may be frozen as soon as
+    /// an event is answered, so nothing may wait in a buffer.
     Stdout,
     Stderr,
+    /// stdout through a writer thread that writes all the records waiting at once (`serve`,
+    /// where many connections log at the same time): one write instead of one per record, each
+    /// of which would wake the reader of the log. Nothing is dropped: a full queue
+    /// ([`BATCHED_LINES`]) makes the records wait.
+    #[cfg(feature = "serve")]
+    StdoutBatched,
+}
+
+/// Records that may wait for the writer thread before the next one waits for room.
+#[cfg(feature = "serve")]
+pub const BATCHED_LINES: usize = 4096;
+
+/// The writer thread of [`Output::StdoutBatched`], if any: dropping it writes out the records
+/// still waiting. Keep it until the process ends.
+#[must_use = "dropping it stops the log's writer thread"]
+pub struct Flush {
+    #[cfg(feature = "serve")]
+    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+impl Flush {
+    fn none() -> Self {
+        Self {
+            #[cfg(feature = "serve")]
+            _worker: None,
+        }
+    }
 }
 
 /// The filter from `AWS_LAMBDA_LOG_LEVEL` / `RUST_LOG`, with the caps applied.
@@ -72,25 +101,40 @@ pub fn filter(lambda_level: Option<&str>, rust_log: Option<&str>) -> Targets {
     targets
 }
 
-pub fn init(output: Output) {
-    init_with_default(output, None);
+pub fn init(output: Output) -> Flush {
+    init_with_default(output, None)
 }
 
 /// As [`init`], with `default` as the level when neither variable sets one (`proxy` logs only
 /// warnings on stderr, which hosts show as the server's log).
-pub fn init_with_default(output: Output, default: Option<&str>) {
+pub fn init_with_default(output: Output, default: Option<&str>) -> Flush {
     let rust_log = std::env::var("RUST_LOG").ok();
     let targets = filter(
         std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().as_deref(),
         rust_log.as_deref().or(default),
     );
     let json = std::env::var("AWS_LAMBDA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
-    let writer = BoxMakeWriter::new(move || -> Box<dyn std::io::Write> {
-        match output {
-            Output::Stdout => Box::new(std::io::stdout()),
-            Output::Stderr => Box::new(std::io::stderr()),
+    let (writer, flush) = match output {
+        Output::Stdout => (BoxMakeWriter::new(std::io::stdout), Flush::none()),
+        Output::Stderr => (BoxMakeWriter::new(std::io::stderr), Flush::none()),
+        #[cfg(feature = "serve")]
+        Output::StdoutBatched => {
+            let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(BATCHED_LINES)
+                .thread_name("log-writer")
+                .finish(std::io::BufWriter::with_capacity(
+                    64 * 1024,
+                    std::io::stdout(),
+                ));
+            (
+                BoxMakeWriter::new(writer),
+                Flush {
+                    _worker: Some(worker),
+                },
+            )
         }
-    });
+    };
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
         .without_time()
@@ -105,6 +149,7 @@ pub fn init_with_default(output: Output, default: Option<&str>) {
     if installed.is_err() {
         eprintln!("a log subscriber was already installed");
     }
+    flush
 }
 
 #[cfg(test)]

@@ -196,7 +196,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command) -> ExitCode {
-    match command {
+    // Held to the end: dropping it writes out the log records still waiting.
+    let _flush = match command {
         Command::Help => {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
@@ -208,11 +209,13 @@ async fn run(command: Command) -> ExitCode {
         Command::Invoke { .. } => logging::init(Output::Stderr),
         // stdout carries MCP; the host shows stderr as the server's log: warnings only.
         Command::Proxy(options) => {
-            logging::init_with_default(Output::Stderr, Some("warn"));
+            let _flush = logging::init_with_default(Output::Stderr, Some("warn"));
             return proxy(options).await;
         }
+        #[cfg(feature = "serve")]
+        Command::Serve { .. } => logging::init(Output::StdoutBatched),
         _ => logging::init(Output::Stdout),
-    }
+    };
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(err) => {
