@@ -465,6 +465,61 @@ async fn shutdown_closes_every_connection_with_1001_and_runs_disconnect() {
     assert_eq!(disconnects, 3, "a $disconnect for every connection");
 }
 
+/// `serve` writes its log records in batches from a writer thread: still one record for every
+/// message, none lost or doubled, and every record of the shutdown (a `$disconnect` for each of
+/// many connections, then the shutdown's own record, made just before the process exits) is
+/// written, in that order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_record_is_written_including_those_of_the_shutdown() {
+    const CONNECTIONS: u64 = 100;
+    const MESSAGES: u64 = 500;
+    let moto = Moto::start();
+    let mut server = Server::start(&env(&moto));
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        clients.push(server.connect().await);
+    }
+    let ws = &mut clients[0];
+    for id in 0..MESSAGES {
+        ws.send_json(&json!({"jsonrpc": "2.0", "id": id, "method": "ping"}))
+            .await;
+    }
+    for _ in 0..MESSAGES {
+        assert_eq!(ws.recv().await["result"], json!({}));
+    }
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+    let records = server.logs.records();
+    let mut logged: Vec<u64> = records
+        .iter()
+        .filter(|r| r["fields"]["method"] == "ping")
+        .map(|r| {
+            r["fields"]["request_id"]
+                .as_str()
+                .and_then(|id| id.parse().ok())
+                .unwrap_or_else(|| panic!("a request id: {r}"))
+        })
+        .collect();
+    logged.sort_unstable();
+    assert_eq!(logged, (0..MESSAGES).collect::<Vec<_>>());
+    let disconnects = records
+        .iter()
+        .filter(|r| r["fields"]["message"] == "disconnected" && r["fields"]["status_code"] == 1001)
+        .count();
+    assert_eq!(disconnects as u64, CONNECTIONS);
+    let position = |message: &str| {
+        records
+            .iter()
+            .rposition(|r| r["fields"]["message"] == message)
+            .unwrap_or_else(|| panic!("no record {message:?}"))
+    };
+    assert!(
+        position("connections closed for shutdown") > position("disconnected"),
+        "the shutdown's own record comes after the disconnects"
+    );
+    drop(clients);
+}
+
 /// Clients that send and never read: each is stopped being read, then closed with 1008, and
 /// the server's memory stays bounded and goes back down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
