@@ -466,7 +466,7 @@ async fn shutdown_closes_every_connection_with_1001_and_runs_disconnect() {
 }
 
 /// `serve` writes its log records in batches from a writer thread: still one record for every
-/// message, none lost or doubled, and every record of the shutdown (a `$disconnect` for each of
+/// message (with API Gateway's request id in its span), none lost or doubled, and every record of the shutdown (a `$disconnect` for each of
 /// many connections, then the shutdown's own record, made just before the process exits) is
 /// written, in that order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -494,6 +494,9 @@ async fn every_record_is_written_including_those_of_the_shutdown() {
         .iter()
         .filter(|r| r["fields"]["method"] == "ping")
         .map(|r| {
+            // API Gateway's request id comes with the record's span, once.
+            assert!(r["span"]["api_request_id"].is_string(), "{r}");
+            assert!(r.get("spans").is_none(), "{r}");
             r["fields"]["request_id"]
                 .as_str()
                 .and_then(|id| id.parse().ok())
