@@ -10,8 +10,8 @@
 //!
 //! `cargo bench --bench throughput` (`BENCH_CONNECTIONS`, default 64; `BENCH_MESSAGES`, default
 //! 2,000 per connection; `BENCH_WINDOW`, default 16; `BENCH_CLOSED_CONNECTIONS`, default 16;
-//! `BENCH_CLOSED_MESSAGES`, default 3,000 per connection; `BENCH_SECONDS`, a bound on each run,
-//! default 120; `BENCH_OUT`, a file for the JSON results).
+//! `BENCH_CLOSED_MESSAGES`, default 3,000 per connection; `BENCH_CLOSED_ROUNDS`, default 5;
+//! `BENCH_SECONDS`, a bound on each run, default 120; `BENCH_OUT`, a file for the JSON results).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -133,6 +133,15 @@ async fn run(
     }
 }
 
+/// The median of sorted values (the mean of the middle two for an even count).
+fn median(sorted: &[f64]) -> f64 {
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
 fn report(run: &mut Run) -> Value {
     support::latency_report(&mut run.latencies, run.errors, run.elapsed)
 }
@@ -202,6 +211,7 @@ fn main() {
     let moto = support::Moto::start();
     let closed_connections = support::bench_setting("BENCH_CLOSED_CONNECTIONS", 16);
     let closed_messages = support::bench_setting("BENCH_CLOSED_MESSAGES", 3000);
+    let closed_rounds = support::bench_setting("BENCH_CLOSED_ROUNDS", 5).max(1);
     let credentials = [
         ("AWS_ACCESS_KEY_ID", "AKIATHROUGHPUTEXAMPL"),
         (
@@ -240,8 +250,10 @@ fn main() {
         )
         .await;
         // Closed loop: one request in flight per connection; the same client for every mix,
-        // the mixes interleaved over two rounds, the better round of each kept.
-        let mut closed: HashMap<&str, Run> = HashMap::new();
+        // the mixes interleaved over `closed_rounds` rounds. Each mix is reported by its median
+        // round, and each ratio is the median of the ratios within a round (both mixes of a
+        // ratio measured minutes apart would compare the machine's moods, not the code).
+        let mut closed: HashMap<&str, Vec<Run>> = HashMap::new();
         let mixes: [(&str, &str, Make); 4] = [
             ("ping", &url, ping),
             ("envelope_get_credentials", &url, envelope_get_credentials),
@@ -251,7 +263,7 @@ fn main() {
         for (_, target, make) in &mixes {
             run(target, 2, 200, 1, bound, *make).await;
         }
-        for _round in 0..2 {
+        for _round in 0..closed_rounds {
             for (name, target, make) in &mixes {
                 let this = run(
                     target,
@@ -262,23 +274,39 @@ fn main() {
                     *make,
                 )
                 .await;
-                let rate = |run: &Run| run.latencies.len() as f64 / run.elapsed.as_secs_f64();
-                if closed.get(name).is_none_or(|best| rate(&this) > rate(best)) {
-                    closed.insert(name, this);
-                }
+                closed.entry(name).or_default().push(this);
             }
         }
+        let rate = |run: &Run| run.latencies.len() as f64 / run.elapsed.as_secs_f64();
+        let ratio = |of: &str, to: &str| -> Value {
+            let mut ratios: Vec<f64> = closed[of]
+                .iter()
+                .zip(&closed[to])
+                .map(|(of, to)| rate(of) / rate(to))
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            json!({
+                "median": median(&ratios),
+                "min": ratios.first(),
+                "max": ratios.last(),
+                "rounds": ratios,
+            })
+        };
+        let ratios = json!({
+            "envelope_get_credentials_to_reference": ratio("envelope_get_credentials", "reference_envelope_get_credentials"),
+            "envelope_get_credentials_to_ping": ratio("envelope_get_credentials", "ping"),
+            "tools_call_get_credentials_to_ping": ratio("tools_call_get_credentials", "ping"),
+        });
         let mut closed_report = serde_json::Map::new();
         for (name, _, _) in &mixes {
-            let run = closed.get_mut(name).expect("measured");
-            closed_report.insert((*name).to_owned(), report(run));
+            let runs = closed.get_mut(name).expect("measured");
+            let rates: Vec<f64> = runs.iter().map(rate).collect();
+            runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));
+            let middle = runs.len() / 2;
+            let mut this = report(&mut runs[middle]);
+            this["rounds_messages_per_second"] = json!(rates);
+            closed_report.insert((*name).to_owned(), this);
         }
-        let rate = |name: &str| closed_report[name]["messages_per_second"].as_f64().unwrap_or(0.0);
-        let ratios = json!({
-            "envelope_get_credentials_to_reference": rate("envelope_get_credentials") / rate("reference_envelope_get_credentials"),
-            "envelope_get_credentials_to_ping": rate("envelope_get_credentials") / rate("ping"),
-            "tools_call_get_credentials_to_ping": rate("tools_call_get_credentials") / rate("ping"),
-        });
         json!({
             "connections": connections,
             "window": window,
@@ -286,6 +314,7 @@ fn main() {
             "tools_call_mix": report(&mut tools),
             "closed_loop": {
                 "connections": closed_connections,
+                "rounds": closed_rounds,
                 "messages_per_connection": closed_messages,
                 "runs": Value::Object(closed_report),
                 "ratios": ratios,
