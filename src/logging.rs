@@ -50,15 +50,15 @@ pub enum Output {
     Stderr,
     /// stdout through a writer thread that writes all the records waiting at once (`serve`,
     /// where many connections log at the same time): one write instead of one per record, each
-    /// of which would wake the reader of the log. Nothing is dropped: a full queue
-    /// ([`BATCHED_LINES`]) makes the records wait.
+    /// of which would wake the reader of the log. Nothing is dropped: when 4,096 records wait,
+    /// the next one waits for room.
     #[cfg(feature = "serve")]
     StdoutBatched,
 }
 
 /// Records that may wait for the writer thread before the next one waits for room.
 #[cfg(feature = "serve")]
-pub const BATCHED_LINES: usize = 4096;
+const BATCHED_LINES: usize = 4096;
 
 /// The writer thread of [`Output::StdoutBatched`], if any: dropping it writes out the records
 /// still waiting. Keep it until the process ends.
