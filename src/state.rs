@@ -148,10 +148,10 @@ impl AppState {
         }
     }
 
-    /// What the first tool call that reaches STS would otherwise pay for: the STS client with
-    /// its TLS configuration, built on a blocking thread (not the runtime's one thread, which
-    /// answers events meanwhile), then a GetCallerIdentity with the function's own credentials,
-    /// which opens the connection to the STS endpoint and leaves it in the pool; its answer
+    /// What the first tool call that reaches STS would otherwise pay for: the STS client, built
+    /// on a blocking thread (not the runtime's one thread, which answers events meanwhile),
+    /// then a GetCallerIdentity with the function's own credentials, which builds the TLS
+    /// connector, opens the connection to the STS endpoint and leaves it in the pool; its answer
     /// goes into the identity cache, as a tool call's would. A failure is logged like any AWS
     /// failure and changes nothing: the first tool call does the work itself, within its own
     /// time-out. [`crate::gateway::lambda`] says when it runs.

@@ -83,12 +83,19 @@ impl HttpClient for LazyHttps {
         self.client().http_connector(settings, components)
     }
 
+    /// The SDK's client builds a connector here, when an SDK client is built, and throws it
+    /// away: that loads the system's roots ahead of the first request. With the compiled-in
+    /// roots there is nothing to load, and each connector built decodes their PEM again (about
+    /// 0.5 ms), so the first request, which builds the connector it keeps, would pay twice.
     fn validate_base_client_config(
         &self,
         components: &RuntimeComponentsBuilder,
         cfg: &ConfigBag,
     ) -> Result<(), BoxError> {
-        self.client().validate_base_client_config(components, cfg)
+        match self.roots {
+            TrustRoots::Compiled => Ok(()),
+            TrustRoots::System => self.client().validate_base_client_config(components, cfg),
+        }
     }
 
     fn validate_final_config(

@@ -52,9 +52,9 @@ impl Sts {
         }
     }
 
-    /// Builds the client now, if it is not built yet: its TLS configuration and connector.
-    /// Blocks for about a millisecond; [`crate::state::AppState::warm_up`] calls it off the
-    /// runtime's thread.
+    /// Builds the client now, if it is not built yet (with the system's bundle, that loads its
+    /// roots); the first request builds the TLS connector. Blocks for up to a few
+    /// milliseconds; [`crate::state::AppState::warm_up`] calls it off the runtime's thread.
     pub fn prepare(&self) {
         self.client.get();
     }
