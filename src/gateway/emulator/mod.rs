@@ -741,22 +741,15 @@ mod tests {
     #[test]
     fn request_time_is_api_gateways_and_follows_the_clock() {
         let at = |millis| chrono::DateTime::from_timestamp_millis(millis).expect("a time");
-        assert_eq!(
-            request_time(at(1_795_000_000_000)),
-            "18/Nov/2026:11:06:40 +0000"
-        );
-        assert_eq!(
-            request_time(at(1_795_000_000_999)),
-            "18/Nov/2026:11:06:40 +0000"
-        );
-        assert_eq!(
-            request_time(at(1_795_000_001_000)),
-            "18/Nov/2026:11:06:41 +0000"
-        );
-        // Back to an earlier second (the clock stepped back): formatted again, not reused.
-        assert_eq!(
-            request_time(at(1_795_000_000_500)),
-            "18/Nov/2026:11:06:40 +0000"
-        );
+        // The same second, the next one, then back to an earlier one (the clock stepped back):
+        // each formatted anew when its second differs from the last.
+        for (millis, expected) in [
+            (1_795_000_000_000, "18/Nov/2026:11:06:40 +0000"),
+            (1_795_000_000_999, "18/Nov/2026:11:06:40 +0000"),
+            (1_795_000_001_000, "18/Nov/2026:11:06:41 +0000"),
+            (1_795_000_000_500, "18/Nov/2026:11:06:40 +0000"),
+        ] {
+            assert_eq!(request_time(at(millis)), expected, "{millis}");
+        }
     }
 }
