@@ -5,7 +5,8 @@
 //! default chain (`AWS_PROFILE` or `default` profile, web identity, container, instance
 //! metadata). Named profiles may assume roles (`role_arn` with `source_profile` or
 //! `credential_source`); aws-config does the AssumeRole call. Resolved credentials are kept until
-//! five minutes before they expire, so a warm instance does not assume a role per message.
+//! five minutes before they expire, so a warm instance does not assume a role per message, and
+//! are read without a lock: only a refresh (one at a time per provider) takes one.
 //!
 //! Deadlines: each AWS call a provider makes has the SDK's operation time-out (one owner), and
 //! the tool call as a whole has its own, longer deadline in `tools::run`. A provider that fails
@@ -13,9 +14,10 @@
 //! or other profiles.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use arc_swap::{ArcSwap, ArcSwapOption};
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_config::profile::ProfileFileCredentialsProvider;
 use aws_config::provider_config::ProviderConfig;
@@ -86,7 +88,10 @@ const PROVIDER: &str = "the credential provider";
 #[derive(Debug)]
 pub struct Cached {
     provider: SharedCredentialsProvider,
-    last: tokio::sync::Mutex<Option<Credentials>>,
+    /// Read without a lock while fresh.
+    last: ArcSwapOption<Credentials>,
+    /// Held while the provider is asked, so concurrent callers wait for one resolution.
+    refreshing: tokio::sync::Mutex<()>,
 }
 
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(300);
@@ -95,29 +100,38 @@ impl Cached {
     pub fn new(provider: impl ProvideCredentials + 'static) -> Self {
         Self {
             provider: SharedCredentialsProvider::new(provider),
-            last: tokio::sync::Mutex::new(None),
+            last: ArcSwapOption::empty(),
+            refreshing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// The cached credentials while they are fresh, else the provider's. Concurrent callers
     /// wait for one resolution rather than each asking.
     pub async fn get(&self) -> Result<Credentials, AwsError> {
-        let mut last = self.last.lock().await;
-        if let Some(credentials) = last.as_ref() {
-            let fresh = credentials
-                .expiry()
-                .is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_BEFORE_EXPIRY);
-            if fresh {
-                return Ok(credentials.clone());
-            }
+        if let Some(credentials) = self.fresh() {
+            return Ok(credentials);
+        }
+        let _refreshing = self.refreshing.lock().await;
+        // Another caller may have refreshed them while this one waited.
+        if let Some(credentials) = self.fresh() {
+            return Ok(credentials);
         }
         let credentials = self
             .provider
             .provide_credentials()
             .await
             .map_err(|err| AwsError::logged(PROVIDER, &err))?;
-        *last = Some(credentials.clone());
+        self.last.store(Some(Arc::new(credentials.clone())));
         Ok(credentials)
+    }
+
+    fn fresh(&self) -> Option<Credentials> {
+        let last = self.last.load();
+        let credentials = last.as_deref()?;
+        credentials
+            .expiry()
+            .is_none_or(|expiry| expiry > SystemTime::now() + REFRESH_BEFORE_EXPIRY)
+            .then(|| credentials.clone())
     }
 }
 
@@ -125,7 +139,8 @@ pub struct CredentialResolver {
     provider_config: ProviderConfig,
     environment: Option<Credentials>,
     in_lambda: bool,
-    named: Mutex<HashMap<String, Arc<Cached>>>,
+    /// Read without a lock; a profile's first use copies it with the new entry added.
+    named: ArcSwap<HashMap<String, Arc<Cached>>>,
     default_chain: Arc<Cached>,
 }
 
@@ -149,7 +164,7 @@ impl CredentialResolver {
             provider_config,
             environment,
             in_lambda,
-            named: Mutex::new(HashMap::new()),
+            named: ArcSwap::default(),
         }
     }
 
@@ -251,25 +266,34 @@ impl CredentialResolver {
     }
 
     fn named(&self, name: &str) -> Arc<Cached> {
-        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
-        named
-            .entry(name.to_owned())
-            .or_insert_with(|| {
-                Arc::new(Cached::new(
-                    ProfileFileCredentialsProvider::builder()
-                        .configure(&self.provider_config)
-                        .profile_name(name)
-                        .build(),
-                ))
-            })
-            .clone()
+        if let Some(cached) = self.named.load().get(name) {
+            return cached.clone();
+        }
+        let built = Arc::new(Cached::new(
+            ProfileFileCredentialsProvider::builder()
+                .configure(&self.provider_config)
+                .profile_name(name)
+                .build(),
+        ));
+        self.named.rcu(|named| {
+            let mut named = HashMap::clone(named);
+            named
+                .entry(name.to_owned())
+                .or_insert_with(|| built.clone());
+            named
+        });
+        // If another call added this profile meanwhile, both use the entry that was kept.
+        self.named.load().get(name).cloned().unwrap_or(built)
     }
 
     fn forget(&self, name: &str, failed: &Arc<Cached>) {
-        let mut named = self.named.lock().unwrap_or_else(|p| p.into_inner());
-        if named.get(name).is_some_and(|c| Arc::ptr_eq(c, failed)) {
-            named.remove(name);
-        }
+        self.named.rcu(|named| {
+            let mut named = HashMap::clone(named);
+            if named.get(name).is_some_and(|c| Arc::ptr_eq(c, failed)) {
+                named.remove(name);
+            }
+            named
+        });
     }
 }
 
@@ -361,6 +385,63 @@ pub fn scrubbed(error: AwsError, credentials: &Credentials) -> AwsError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts its resolutions; each yields a few times, so concurrent callers overlap.
+    #[derive(Debug)]
+    struct Counting {
+        calls: Arc<AtomicUsize>,
+        expiry: Option<SystemTime>,
+    }
+
+    impl ProvideCredentials for Counting {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::new(async move {
+                let n = self.calls.fetch_add(1, Ordering::SeqCst);
+                for _ in 0..5 {
+                    tokio::task::yield_now().await;
+                }
+                Ok(Credentials::new(
+                    format!("AKID{n}"),
+                    "secret",
+                    None,
+                    self.expiry,
+                    "counting",
+                ))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn cached_credentials_are_resolved_once_while_fresh() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cached = Cached::new(Counting {
+            calls: calls.clone(),
+            expiry: None,
+        });
+        let (a, b, c) = tokio::join!(cached.get(), cached.get(), cached.get());
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        for credentials in [a, b, c] {
+            assert_eq!(credentials.unwrap().access_key_id(), "AKID0");
+        }
+        assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn credentials_about_to_expire_are_resolved_again() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let cached = Cached::new(Counting {
+            calls: calls.clone(),
+            expiry: Some(SystemTime::now() + Duration::from_secs(60)),
+        });
+        assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID0");
+        assert_eq!(cached.get().await.unwrap().access_key_id(), "AKID1");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 
     #[test]
     fn labels_follow_the_reference() {

@@ -3,14 +3,15 @@
 //!
 //! One STS client (built on first use, see [`super::OnFirstUse`]); each call overrides its
 //! credentials and region for that operation only. `get-account-info` goes through
-//! [`Sts::identity`], which caches the answer per credential fingerprint (a keyed hash: the secret itself is never stored), so a warm instance
-//! makes one STS call per set of credentials, not one per message. `validate-credentials` uses
-//! [`Sts::caller_identity`], which always asks STS.
+//! [`Sts::identity`], which caches the answer per credential fingerprint (a keyed hash: the
+//! secret itself is never stored), so a warm instance makes one STS call per set of
+//! credentials, not one per message, and reads the cache without taking a lock.
+//! `validate-credentials` uses [`Sts::caller_identity`], which always asks STS.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::Region;
 use ring::hmac;
@@ -32,7 +33,9 @@ pub struct CallerIdentity {
 
 pub struct Sts {
     client: OnFirstUse<aws_sdk_sts::Client>,
-    cache: Mutex<HashMap<[u8; 32], (CallerIdentity, Instant)>>,
+    /// Read without a lock by every cached `get-account-info`; replaced whole (copied, then
+    /// swapped in) when STS has answered for new credentials, which is rare.
+    cache: ArcSwap<HashMap<[u8; 32], (CallerIdentity, Instant)>>,
     cache_ttl: Duration,
     fingerprint_key: hmac::Key,
 }
@@ -46,7 +49,7 @@ impl Sts {
             .unwrap_or_else(|_| hmac::Key::new(hmac::HMAC_SHA256, &random_fallback_key()));
         Self {
             client,
-            cache: Mutex::new(HashMap::new()),
+            cache: ArcSwap::default(),
             cache_ttl,
             fingerprint_key,
         }
@@ -116,21 +119,25 @@ impl Sts {
     }
 
     fn cached(&self, fingerprint: &[u8; 32]) -> Option<CallerIdentity> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self.cache.load();
         let (identity, at) = cache.get(fingerprint)?;
         (at.elapsed() < self.cache_ttl).then(|| identity.clone())
     }
 
     fn remember(&self, fingerprint: [u8; 32], identity: CallerIdentity) {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_CAPACITY {
-            let ttl = self.cache_ttl;
-            cache.retain(|_, (_, at)| at.elapsed() < ttl);
+        let now = Instant::now();
+        let ttl = self.cache_ttl;
+        self.cache.rcu(|cache| {
+            let mut cache = HashMap::clone(cache);
             if cache.len() >= CACHE_CAPACITY {
-                cache.clear();
+                cache.retain(|_, (_, at)| at.elapsed() < ttl);
+                if cache.len() >= CACHE_CAPACITY {
+                    cache.clear();
+                }
             }
-        }
-        cache.insert(fingerprint, (identity, Instant::now()));
+            cache.insert(fingerprint, (identity.clone(), now));
+            cache
+        });
     }
 }
 

@@ -15,8 +15,10 @@
 //! per data key per instance, never one per message.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
@@ -106,7 +108,8 @@ enum Keys {
 struct KmsKeys {
     kms: Kms,
     own: OnceCell<DataKey>,
-    known: Mutex<HashMap<Vec<u8>, Arc<LessSafeKey>>>,
+    /// Read without a lock; a key met for the first time copies it with the key added.
+    known: ArcSwap<HashMap<Vec<u8>, Arc<LessSafeKey>>>,
 }
 
 pub struct Sealer {
@@ -143,7 +146,7 @@ impl Sealer {
             keys: Keys::Kms(Box::new(KmsKeys {
                 kms,
                 own: OnceCell::new(),
-                known: Mutex::new(HashMap::new()),
+                known: ArcSwap::default(),
             })),
             random: SystemRandom::new(),
             kms_calls: AtomicU64::new(0),
@@ -220,17 +223,21 @@ impl Sealer {
                 {
                     return Ok(own.key.clone());
                 }
-                if let Some(key) = lock(known).get(reference) {
+                if let Some(key) = known.load().get(reference) {
                     return Ok(key.clone());
                 }
                 // Boxed: the KMS call's future is kilobytes, and every read of a connection's
                 // state would otherwise carry its size.
                 let key = Box::pin(self.decrypt_data_key(kms, reference)).await?;
-                let mut known = lock(known);
-                if known.len() >= MAX_DATA_KEYS {
-                    known.clear();
-                }
-                known.insert(reference.to_vec(), key.clone());
+                known.rcu(|known| {
+                    let mut known = if known.len() >= MAX_DATA_KEYS {
+                        HashMap::new()
+                    } else {
+                        HashMap::clone(known)
+                    };
+                    known.insert(reference.to_vec(), key.clone());
+                    known
+                });
                 Ok(key)
             }
         }
@@ -282,10 +289,6 @@ fn key_from(plaintext: Blob) -> Result<Arc<LessSafeKey>, SealError> {
     let key = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::Invalid);
     bytes.fill(0);
     Ok(Arc::new(LessSafeKey::new(key?)))
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]
