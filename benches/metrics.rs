@@ -1,7 +1,7 @@
 //! Metrics overhead: the time a tool call takes with the recorder and the CloudWatch sink
 //! publishing (to a local stand-in that decodes each PutMetricData) against the recorder with
 //! the sink off, in the same run, interleaved in blocks of 1,000 calls; the cost of
-//! `Recorder::record` alone; and PutMetricData requests per 1,000 tool calls with the default
+//! `Recorder::record` alone, and from two threads at once; and PutMetricData requests per 1,000 tool calls with the default
 //! flush settings.
 //!
 //! `cargo bench --bench metrics` (`BENCH_CALLS`, default 20,000 per configuration;
@@ -101,6 +101,22 @@ fn main() {
         }
         let record_ns = started.elapsed().as_nanos() as f64 / f64::from(n);
 
+        // Recorder::record from two threads at once, as `serve`'s two workers call it: wall
+        // time per call on each thread.
+        let recorder = Recorder::new(u64::MAX, "off", "Bench".into());
+        let started = Instant::now();
+        std::thread::scope(|scope| {
+            for _ in 0..2 {
+                scope.spawn(|| {
+                    for i in 0..n {
+                        recorder.record(ToolName::GetCredentials, None, Duration::from_micros(u64::from(i % 5000)));
+                    }
+                });
+            }
+        });
+        let record_two_threads_ns = started.elapsed().as_nanos() as f64 / f64::from(n);
+        assert_eq!(recorder.take().calls(), 2 * u64::from(n));
+
         samples_off.sort();
         samples_on.sort();
         let (off_p50, off_p99) = (percentile(&samples_off, 0.50), percentile(&samples_off, 0.99));
@@ -111,6 +127,7 @@ fn main() {
             "sink_cloudwatch_us": {"p50": on_p50, "p99": on_p99},
             "added_us": {"p50": on_p50 - off_p50, "p99": on_p99 - off_p99},
             "recorder_record_ns": record_ns,
+            "recorder_record_two_threads_ns": record_two_threads_ns,
             "put_metric_data_requests": requests,
             "tool_calls_recorded": calls_on,
             "put_metric_data_requests_per_1000_calls": requests as f64 * 1000.0 / calls_on.max(1) as f64,

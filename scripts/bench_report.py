@@ -291,7 +291,9 @@ w(f"| sink off (recorder on) | {fmt(metrics['sink_off_us']['p50'])} | {fmt(metri
 w(f"| CloudWatch sink publishing | {fmt(metrics['sink_cloudwatch_us']['p50'])} | {fmt(metrics['sink_cloudwatch_us']['p99'])} |")
 w(f"| added | {fmt(metrics['added_us']['p50'])} | {fmt(metrics['added_us']['p99'])} |")
 w("")
-w(f"`Recorder::record` alone: {fmt(metrics['recorder_record_ns'], 1)} ns. PutMetricData requests: {metrics['put_metric_data_requests']} for "
+w(f"`Recorder::record` alone: {fmt(metrics['recorder_record_ns'], 1)} ns; from two threads at once "
+  f"{fmt(metrics['recorder_record_two_threads_ns'], 1)} ns per call on each (each thread has its own part of the recorder). "
+  f"PutMetricData requests: {metrics['put_metric_data_requests']} for "
   f"{metrics['tool_calls_recorded']:,} tool calls, {fmt(metrics['put_metric_data_requests_per_1000_calls'], 3)} per 1,000.")
 w("")
 w("## Size")

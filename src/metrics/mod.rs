@@ -1,11 +1,12 @@
 //! Tool-call metrics: where a metric leaves.
 //!
 //! Every tool call, in either wire format, passes through [`Recorder::record`] (from
-//! `protocol::call_tool`): a short, allocation-free update under a lock that is never held
-//! across an await. The recorder keeps two things: totals since start, served as JSON at
-//! `/api/metrics`, and the interval since the last publication, which [`publisher`] takes and
-//! hands to a sink ([`cloudwatch`] PutMetricData, or [`emf`] lines on stdout) from a background
-//! task, never on the reply path.
+//! `protocol::call_tool`): a short update of the calling thread's own part of the recorder,
+//! under a lock that no other thread's calls take and that is never held across an await. The
+//! recorder keeps two things: totals since start, served as JSON at `/api/metrics`, and the
+//! interval since the last publication, which [`publisher`] takes (gathering every thread's
+//! part) and hands to a sink ([`cloudwatch`] PutMetricData, or [`emf`] lines on stdout) from a
+//! background task, never on the reply path.
 
 pub mod cloudwatch;
 pub mod emf;
@@ -17,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use hdrhistogram::Histogram;
 use serde_json::{Map, Value, json};
+use thread_local::ThreadLocal;
 use tokio::sync::Notify;
 
 use crate::names::{ErrorKind, ToolName};
@@ -157,6 +159,17 @@ impl Totals {
         self.max_us = self.max_us.max(us);
     }
 
+    fn merge(&mut self, other: &Totals) {
+        self.count += other.count;
+        for (sum, n) in self.errors.iter_mut().zip(other.errors) {
+            *sum += n;
+        }
+        self.durations.add(&other.durations);
+        self.sum_us = self.sum_us.saturating_add(other.sum_us);
+        self.min_us = self.min_us.min(other.min_us);
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
     fn to_json(&self) -> Value {
         let failures: u64 = self.errors.iter().sum();
         let error_types: Map<String, Value> = ErrorType::ALL
@@ -193,7 +206,6 @@ struct ToolInterval {
 
 struct Interval {
     started: Option<SystemTime>,
-    calls: u64,
     tools: [ToolInterval; TOOLS],
     cold_starts: u64,
 }
@@ -202,13 +214,32 @@ impl Interval {
     fn new() -> Self {
         Self {
             started: None,
-            calls: 0,
             tools: std::array::from_fn(|_| ToolInterval {
                 invocations: 0,
                 errors: [0; ERROR_TYPES],
                 durations: Durations::default(),
             }),
             cold_starts: 0,
+        }
+    }
+
+    /// Adds `other` to this interval and starts `other` again, keeping its histograms' memory.
+    fn drain(&mut self, other: &mut Interval) {
+        self.started = match (self.started, other.started.take()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.cold_starts += std::mem::take(&mut other.cold_starts);
+        for (into, from) in self.tools.iter_mut().zip(other.tools.iter_mut()) {
+            if from.invocations == 0 {
+                continue;
+            }
+            into.invocations += std::mem::take(&mut from.invocations);
+            for (sum, n) in into.errors.iter_mut().zip(&mut from.errors) {
+                *sum += std::mem::take(n);
+            }
+            into.durations.add(&from.durations);
+            from.durations.reset();
         }
     }
 
@@ -244,7 +275,6 @@ impl Interval {
             cold_starts: self.cold_starts,
         };
         self.started = None;
-        self.calls = 0;
         self.cold_starts = 0;
         batch
     }
@@ -316,13 +346,43 @@ pub struct PublishStats {
     pub failures: AtomicU64,
 }
 
+/// One thread's part, on cache lines of its own: the parts are allocated side by side, and a
+/// part written by one core would otherwise slow down its neighbour's.
+#[repr(align(128))]
+struct Part(Mutex<State>);
+
+/// One thread's part of the recorder.
 struct State {
     totals: [Totals; TOOLS],
     interval: Interval,
+    /// Calls of this part's interval not yet added to [`Recorder::waiting`].
+    unreported: u64,
+}
+
+impl State {
+    fn new() -> Self {
+        Self {
+            totals: std::array::from_fn(|_| Totals::new()),
+            interval: Interval::new(),
+            unreported: 0,
+        }
+    }
 }
 
 pub struct Recorder {
-    state: Mutex<State>,
+    /// One part per thread that records. A call locks only its own thread's part, which other
+    /// threads' calls never take (only [`Recorder::take`] and [`Recorder::snapshot`] visit every
+    /// part), so connections served by different threads do not wait for one another. In
+    /// Lambda there is one thread, and one part.
+    parts: ThreadLocal<Part>,
+    /// Calls recorded since the interval was last taken, over every part, less those each part
+    /// has not reported yet: a part adds its calls every `report_every`, so that threads do not
+    /// write this one counter on every call. The publisher is woken when it reaches
+    /// `flush_max_calls`; with N threads, up to N x (`report_every` - 1) more calls may wait.
+    waiting: AtomicU64,
+    report_every: u64,
+    /// Where the parts' intervals are gathered into one batch; only the publisher takes it.
+    gathered: Mutex<Interval>,
     started: SystemTime,
     started_at: Instant,
     cold_start_seen: AtomicBool,
@@ -333,13 +393,17 @@ pub struct Recorder {
     pub published: PublishStats,
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Recorder {
     pub fn new(flush_max_calls: u64, sink: &'static str, namespace: String) -> Self {
         Self {
-            state: Mutex::new(State {
-                totals: std::array::from_fn(|_| Totals::new()),
-                interval: Interval::new(),
-            }),
+            parts: ThreadLocal::new(),
+            waiting: AtomicU64::new(0),
+            report_every: (flush_max_calls / 64).clamp(1, 64),
+            gathered: Mutex::new(Interval::new()),
             started: SystemTime::now(),
             started_at: Instant::now(),
             cold_start_seen: AtomicBool::new(false),
@@ -351,8 +415,9 @@ impl Recorder {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    /// This thread's part.
+    fn own(&self) -> std::sync::MutexGuard<'_, State> {
+        lock(&self.parts.get_or(|| Part(Mutex::new(State::new()))).0)
     }
 
     /// Records one tool call. If enough calls are waiting, wakes the publisher (which runs
@@ -361,18 +426,23 @@ impl Recorder {
         let us = micros(duration);
         let index = tool_index(tool);
         let full = {
-            let mut state = self.lock();
+            let mut state = self.own();
             state.totals[index].add(error, us);
             let interval = &mut state.interval;
             interval.started.get_or_insert_with(SystemTime::now);
-            interval.calls += 1;
             let t = &mut interval.tools[index];
             t.invocations += 1;
             if let Some(error) = error {
                 t.errors[error.index()] += 1;
             }
             t.durations.record(us);
-            interval.calls >= self.flush_max_calls
+            state.unreported += 1;
+            // Reported under the part's lock, so that `take` sees each call either reported
+            // or not.
+            state.unreported >= self.report_every && {
+                let n = std::mem::take(&mut state.unreported);
+                self.waiting.fetch_add(n, Ordering::Relaxed) + n >= self.flush_max_calls
+            }
         };
         if full {
             self.flush_wanted.notify_one();
@@ -382,7 +452,7 @@ impl Recorder {
     /// Called for every event the handler gets; the first one of the process counts a cold start.
     pub fn note_invocation(&self) {
         if !self.cold_start_seen.swap(true, Ordering::Relaxed) {
-            let mut state = self.lock();
+            let mut state = self.own();
             state.interval.started.get_or_insert_with(SystemTime::now);
             state.interval.cold_starts += 1;
         }
@@ -390,7 +460,21 @@ impl Recorder {
 
     /// Takes the interval's metrics and starts a new interval.
     pub fn take(&self) -> Batch {
-        self.lock().interval.take()
+        let mut gathered = lock(&self.gathered);
+        let mut reported = 0;
+        for part in self.parts.iter() {
+            let mut part = lock(&part.0);
+            let calls: u64 = part.interval.tools.iter().map(|t| t.invocations).sum();
+            reported += calls - std::mem::take(&mut part.unreported);
+            gathered.drain(&mut part.interval);
+        }
+        // Calls a part reported after it was visited stay counted for the next interval.
+        let _ = self
+            .waiting
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(reported))
+            });
+        gathered.take()
     }
 
     /// Resolves when enough calls are waiting to be published.
@@ -400,21 +484,19 @@ impl Recorder {
 
     /// Totals since start, as `/api/metrics` serves them.
     pub fn snapshot(&self) -> Value {
-        let state = self.lock();
+        let mut per_tool: [Totals; TOOLS] = std::array::from_fn(|_| Totals::new());
+        for part in self.parts.iter() {
+            let part = lock(&part.0);
+            for (sum, totals) in per_tool.iter_mut().zip(&part.totals) {
+                sum.merge(totals);
+            }
+        }
         let mut total = Totals::new();
         let mut tools = Map::new();
-        for (tool, totals) in ToolName::ALL.iter().zip(&state.totals) {
+        for (tool, totals) in ToolName::ALL.iter().zip(&per_tool) {
             tools.insert(tool.reference_name().to_owned(), totals.to_json());
-            total.count += totals.count;
-            for (sum, n) in total.errors.iter_mut().zip(totals.errors) {
-                *sum += n;
-            }
-            total.durations.add(&totals.durations);
-            total.sum_us = total.sum_us.saturating_add(totals.sum_us);
-            total.min_us = total.min_us.min(totals.min_us);
-            total.max_us = total.max_us.max(totals.max_us);
+            total.merge(totals);
         }
-        drop(state);
         let since = chrono::DateTime::<chrono::Utc>::from(self.started)
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         let load = |n: &AtomicU64| n.load(Ordering::Relaxed);
@@ -508,6 +590,72 @@ mod tests {
         assert_eq!(r.take().cold_starts, 1);
         r.note_invocation();
         assert_eq!(r.take().cold_starts, 0);
+    }
+
+    #[test]
+    fn every_threads_calls_are_gathered() {
+        let r = Recorder::new(u64::MAX, "off", "Test".into());
+        std::thread::scope(|scope| {
+            for n in 0..4u64 {
+                let r = &r;
+                scope.spawn(move || {
+                    for _ in 0..100 {
+                        r.record(
+                            ToolName::GetCredentials,
+                            None,
+                            Duration::from_micros(10 + n),
+                        );
+                    }
+                    r.record(
+                        ToolName::ListProfiles,
+                        Some(ErrorType::RateLimited),
+                        Duration::from_micros(1000 * (n + 1)),
+                    );
+                });
+            }
+        });
+        let snapshot = r.snapshot();
+        assert_eq!(snapshot["tools"]["aws/get-credentials"]["count"], 400);
+        assert_eq!(snapshot["tools"]["aws/list-profiles"]["failures"], 4);
+        assert_eq!(snapshot["total"]["count"], 404);
+        assert_eq!(
+            snapshot["tools"]["aws/list-profiles"]["duration_ms"]["min"],
+            1.0
+        );
+        assert_eq!(
+            snapshot["tools"]["aws/list-profiles"]["duration_ms"]["max"],
+            4.0
+        );
+
+        let batch = r.take();
+        assert_eq!(batch.calls(), 404);
+        let creds = &batch.tools[0];
+        assert_eq!(creds.tool, ToolName::GetCredentials);
+        assert_eq!(creds.invocations, 400);
+        assert_eq!(creds.durations.iter().map(|(_, n)| n).sum::<u64>(), 400);
+        assert_eq!(batch.all_errors(), vec![(ErrorType::RateLimited, 4)]);
+        assert_eq!(r.waiting.load(Ordering::Relaxed), 0);
+        // Every part starts its interval again.
+        assert!(r.take().is_empty());
+        assert_eq!(r.snapshot()["total"]["count"], 404);
+    }
+
+    #[test]
+    fn the_publisher_is_woken_when_the_waiting_calls_reach_the_limit() {
+        use futures_util::FutureExt;
+        // Parts report every 10 calls.
+        let r = Recorder::new(640, "off", "Test".into());
+        let call = || r.record(ToolName::ListProfiles, None, Duration::from_micros(5));
+        (0..639).for_each(|_| call());
+        assert!(r.flush_wanted().now_or_never().is_none());
+        call();
+        assert!(r.flush_wanted().now_or_never().is_some());
+        // Once taken, the interval counts from zero again.
+        assert_eq!(r.take().calls(), 640);
+        (0..639).for_each(|_| call());
+        assert!(r.flush_wanted().now_or_never().is_none());
+        call();
+        assert!(r.flush_wanted().now_or_never().is_some());
     }
 
     #[tokio::test]
