@@ -450,8 +450,12 @@ impl Recorder {
     }
 
     /// Called for every event the handler gets; the first one of the process counts a cold start.
+    /// After it, only a read: every message passes here, and a write on every one would bounce
+    /// the flag's cache line between the threads serving them.
     pub fn note_invocation(&self) {
-        if !self.cold_start_seen.swap(true, Ordering::Relaxed) {
+        if !self.cold_start_seen.load(Ordering::Relaxed)
+            && !self.cold_start_seen.swap(true, Ordering::Relaxed)
+        {
             let mut state = self.own();
             state.interval.started.get_or_insert_with(SystemTime::now);
             state.interval.cold_starts += 1;
