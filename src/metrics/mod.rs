@@ -381,8 +381,6 @@ pub struct Recorder {
     /// `flush_max_calls`; with N threads, up to N x (`report_every` - 1) more calls may wait.
     waiting: AtomicU64,
     report_every: u64,
-    /// Where the parts' intervals are gathered into one batch; only the publisher takes it.
-    gathered: Mutex<Interval>,
     started: SystemTime,
     started_at: Instant,
     cold_start_seen: AtomicBool,
@@ -403,7 +401,6 @@ impl Recorder {
             parts: ThreadLocal::new(),
             waiting: AtomicU64::new(0),
             report_every: (flush_max_calls / 64).clamp(1, 64),
-            gathered: Mutex::new(Interval::new()),
             started: SystemTime::now(),
             started_at: Instant::now(),
             cold_start_seen: AtomicBool::new(false),
@@ -464,7 +461,7 @@ impl Recorder {
 
     /// Takes the interval's metrics and starts a new interval.
     pub fn take(&self) -> Batch {
-        let mut gathered = lock(&self.gathered);
+        let mut gathered = Interval::new();
         let mut reported = 0;
         for part in self.parts.iter() {
             let mut part = lock(&part.0);
