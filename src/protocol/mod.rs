@@ -5,8 +5,10 @@
 pub mod envelope;
 pub mod mcp;
 
+use std::sync::LazyLock;
 use std::time::Instant;
 
+use memchr::memmem::Finder;
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
@@ -190,7 +192,7 @@ async fn dispatch(
     // The common case, one envelope request, is read straight into its fields. Anything else
     // is read as a tree and routed from it; the cheap look for "jsonrpc" spares MCP messages a
     // first reading that could not succeed.
-    if !contains(body, b"\"jsonrpc\"")
+    if !contains(body, &JSONRPC)
         && let Some(fields) = envelope::Fields::read(text)
     {
         let (reply, summary) = envelope::handle(state, origin, fields).await;
@@ -244,9 +246,13 @@ fn is_envelope(object: &Map<String, Value>) -> bool {
 /// For a message that cannot be parsed: answer in the envelope format if it mentions one of
 /// the envelope's fields, else in JSON-RPC.
 fn looks_like_envelope(body: &[u8]) -> bool {
-    contains(body, b"\"message_type\"") && !contains(body, b"\"jsonrpc\"")
+    static MESSAGE_TYPE: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\"message_type\""));
+    contains(body, &MESSAGE_TYPE) && !contains(body, &JSONRPC)
 }
 
-fn contains(body: &[u8], needle: &[u8]) -> bool {
-    body.windows(needle.len()).any(|w| w == needle)
+/// Finds `"jsonrpc"` in a message; built once, as building a finder costs more than a search.
+static JSONRPC: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\"jsonrpc\""));
+
+fn contains(body: &[u8], needle: &Finder) -> bool {
+    needle.find(body).is_some()
 }
