@@ -48,7 +48,12 @@ pub fn mask_session_token(session_token: &str) -> String {
 }
 
 fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
-    let mut out: String = value.chars().take(keep).collect();
+    let end = value
+        .char_indices()
+        .nth(keep)
+        .map_or(value.len(), |(at, _)| at);
+    let mut out = String::with_capacity(end + 3);
+    out.push_str(&value[..end]);
     out.push_str("...");
     out
 }
