@@ -15,6 +15,7 @@
 pub mod aws;
 pub mod config;
 pub mod gateway;
+pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod names;

@@ -8,10 +8,10 @@
 //! (`{"error": "no_credentials", "message": ...}`).
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny};
-use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
+use crate::json::{self, Json};
 use crate::names::{ErrorKind, ToolName};
 use crate::session::Origin;
 use crate::state::AppState;
@@ -238,16 +238,6 @@ fn id_text(id: &Value) -> String {
     }
 }
 
-/// A RESPONSE, serialized straight from its parts (no intermediate `Value`: the result is
-/// written once, not copied into a new tree first).
-#[derive(serde::Serialize)]
-struct Response<'a> {
-    message_type: &'static str,
-    protocol_version: &'static str,
-    request_id: Option<&'a Value>,
-    result: &'a RawValue,
-}
-
 /// An ERROR; `details` and `retry_after_ms` only when there are some.
 #[derive(serde::Serialize)]
 struct ErrorReply<'a> {
@@ -262,32 +252,22 @@ struct ErrorReply<'a> {
     retry_after_ms: Option<u64>,
 }
 
-fn encode(reply: &impl serde::Serialize) -> String {
-    // Serializing a map of strings and `Value`s cannot fail.
-    serde_json::to_string(reply).unwrap_or_default()
-}
-
 /// The frame around a result: its fields and their names.
 const RESPONSE_FRAME_BYTES: usize = 128;
 
-fn response(request_id: Option<&Value>, result: &RawValue) -> String {
-    // Sized once for the result and its frame, rather than grown (and copied) as it is written.
-    let mut text = Vec::with_capacity(result.get().len() + RESPONSE_FRAME_BYTES + MAX_ID_BYTES);
-    let written = serde_json::to_writer(
-        &mut text,
-        &Response {
-            message_type: "RESPONSE",
-            protocol_version: PROTOCOL_VERSION,
-            request_id,
-            result,
-        },
-    );
-    // serde_json writes UTF-8, and a response of strings and raw JSON cannot fail to encode:
-    // as `encode`, no panic on the message path for what cannot happen.
-    match written {
-        Ok(()) => String::from_utf8(text).unwrap_or_default(),
-        Err(_) => String::new(),
-    }
+/// A RESPONSE: `{"message_type":"RESPONSE","protocol_version":"2.0","request_id":…,"result":…}`,
+/// the result placed as the tool wrote it (not copied into a new tree first).
+fn response(request_id: Option<&Value>, result: &Json) -> String {
+    let mut text =
+        json::Writer::with_capacity(result.get().len() + RESPONSE_FRAME_BYTES + MAX_ID_BYTES);
+    text.raw(r#"{"message_type":"RESPONSE","protocol_version":""#);
+    text.raw(PROTOCOL_VERSION);
+    text.raw(r#"","request_id":"#);
+    text.value(&request_id);
+    text.raw(r#","result":"#);
+    text.raw(result.get());
+    text.raw("}");
+    text.finish().unwrap_or_else(|_| unencodable())
 }
 
 fn error(
@@ -297,15 +277,28 @@ fn error(
     details: Option<Value>,
     retry_after_ms: Option<u64>,
 ) -> String {
-    encode(&ErrorReply {
-        message_type: "ERROR",
-        protocol_version: PROTOCOL_VERSION,
-        request_id,
-        error_code,
-        error_message: message,
-        details,
-        retry_after_ms,
-    })
+    json::to_string(
+        &ErrorReply {
+            message_type: "ERROR",
+            protocol_version: PROTOCOL_VERSION,
+            request_id,
+            error_code,
+            error_message: message,
+            details,
+            retry_after_ms,
+        },
+        RESPONSE_FRAME_BYTES + MAX_ID_BYTES + message.len(),
+    )
+    .unwrap_or_else(|_| unencodable())
+}
+
+/// The ERROR sent should an answer ever fail to encode (strings, integers and JSON values
+/// always do): no panic on the message path, and no answer cut short.
+fn unencodable() -> String {
+    format!(
+        r#"{{"message_type":"ERROR","protocol_version":"{PROTOCOL_VERSION}","request_id":null,"error_code":"{}","error_message":"the answer could not be encoded as JSON"}}"#,
+        code::EXECUTION_FAILED
+    )
 }
 
 /// An ERROR for a message refused before it could be read as an envelope.
@@ -320,6 +313,36 @@ pub fn refusal(error_code: &'static str, message: String) -> (String, Summary) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// A RESPONSE as the reference document's fields describe it, written by serde.
+    #[derive(serde::Serialize)]
+    struct Response<'a> {
+        message_type: &'static str,
+        protocol_version: &'static str,
+        request_id: Option<&'a Value>,
+        result: &'a serde_json::value::RawValue,
+    }
+
+    /// The RESPONSE written piece by piece is, byte for byte, what serde writes for its fields,
+    /// whatever the request id (escapes, a number, none).
+    #[test]
+    fn responses_are_what_serde_writes() {
+        let result = json!({"credentials": {"access_key_id": "AKIA12345..."}, "x": "\"é\n"});
+        let raw = serde_json::value::RawValue::from_string(result.to_string()).unwrap();
+        let body = crate::json::to_json(&result, 0).unwrap();
+        let ids = [json!("req-1"), json!("quote \" \\ é \u{1}"), json!(42)];
+        let ids = ids.iter().map(Some).chain([None]);
+        for request_id in ids {
+            let typed = serde_json::to_string(&Response {
+                message_type: "RESPONSE",
+                protocol_version: PROTOCOL_VERSION,
+                request_id,
+                result: &raw,
+            })
+            .unwrap();
+            assert_eq!(response(request_id, &body), typed);
+        }
+    }
 
     fn decoded(v: Value) -> Result<ToolName, Refused> {
         let fields = Fields::take(v.as_object().cloned().unwrap());

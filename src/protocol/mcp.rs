@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use super::{MAX_ID_BYTES, MAX_REPLY_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
+use crate::json;
 use crate::names::ToolName;
 use crate::session::Origin;
 use crate::state::AppState;
@@ -89,26 +90,40 @@ struct ErrorResponse<'a> {
     error: &'a ErrorData,
 }
 
+/// The length an answer other than `tools/call`'s is written for: `ping`'s and the errors fit
+/// without growing as they are written.
+const ANSWER_BYTES: usize = 256;
+
 fn respond<T: Serialize>(id: &RequestId, result: T) -> String {
-    serde_json::to_string(&Response {
-        jsonrpc: "2.0",
-        id,
-        result,
-    })
-    .unwrap_or_else(|_| {
-        error_text(
-            Some(id),
-            &ErrorData::internal_error("could not encode the result", None),
-        )
-    })
+    json::to_string(
+        &Response {
+            jsonrpc: "2.0",
+            id,
+            result,
+        },
+        ANSWER_BYTES,
+    )
+    .unwrap_or_else(|_| unencodable(id))
+}
+
+/// The answer should a result ever fail to encode (the results are plain data, which always
+/// do): an internal error, never a panic or an answer cut short.
+fn unencodable(id: &RequestId) -> String {
+    error_text(
+        Some(id),
+        &ErrorData::internal_error("could not encode the result", None),
+    )
 }
 
 fn error_text(id: Option<&RequestId>, error: &ErrorData) -> String {
-    serde_json::to_string(&ErrorResponse {
-        jsonrpc: "2.0",
-        id,
-        error,
-    })
+    json::to_string(
+        &ErrorResponse {
+            jsonrpc: "2.0",
+            id,
+            error,
+        },
+        ANSWER_BYTES,
+    )
     .unwrap_or_else(|_| {
         r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32603,"message":"internal error"}}"#
             .to_owned()
@@ -565,28 +580,6 @@ fn call_params(mut params: Map<String, Value>) -> Result<(String, Map<String, Va
     Ok((name, arguments))
 }
 
-/// A `tools/call` result, written straight from its parts: the tool's JSON is encoded once and
-/// placed twice, as `structuredContent` and, for clients that read only text, as text (the
-/// schema's `CallToolResult`; 2026-07-28 adds `resultType` and the server info in `_meta`).
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct CallResult<'a> {
-    content: [TextContent<'a>; 1],
-    structured_content: &'a RawValue,
-    is_error: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result_type: Option<&'static str>,
-    #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
-    meta: Option<&'static RawValue>,
-}
-
-#[derive(Serialize)]
-struct TextContent<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    text: &'a str,
-}
-
 /// `{"io.modelcontextprotocol/serverInfo": …}`, encoded once.
 fn server_info_meta() -> &'static RawValue {
     static META: LazyLock<&'static RawValue> = LazyLock::new(|| {
@@ -596,28 +589,43 @@ fn server_info_meta() -> &'static RawValue {
     *META
 }
 
+/// The frame of a `tools/call` answer, without the result and its text copy.
+const CALL_FRAME_BYTES: usize = 512;
+
+/// A `tools/call` answer, written straight from its parts: the tool's JSON is written once and
+/// placed twice, as `structuredContent` and, for clients that read only text, as text (the
+/// schema's `CallToolResult`; 2026-07-28 adds `resultType` and the server info in `_meta`):
+/// `{"jsonrpc":"2.0","id":…,"result":{"content":[{"type":"text","text":…}],
+/// "structuredContent":…,"isError":…}}`.
 fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
     let failure;
-    let (structured, is_error): (&RawValue, bool) = match &reply {
-        ToolReply::Answer { body, error, .. } => (body, error.is_some()),
+    let (structured, is_error) = match &reply {
+        ToolReply::Answer { body, error, .. } => (body.get(), error.is_some()),
         ToolReply::Failure(err) => {
-            failure = RawValue::from_string(err.body().to_string())
-                .unwrap_or_else(|_| unreachable!("a Value encodes to JSON"));
-            (&failure, true)
+            failure = err.body().to_string();
+            (failure.as_str(), true)
         }
     };
-    let text = structured.get();
-    let modern = era == Era::Modern;
-    respond(
-        id,
-        CallResult {
-            content: [TextContent { kind: "text", text }],
-            structured_content: structured,
-            is_error,
-            result_type: modern.then_some("complete"),
-            meta: modern.then(server_info_meta),
-        },
-    )
+    // The text copy is longer than the JSON by its escapes, one per quote.
+    let mut text =
+        json::Writer::with_capacity(structured.len() * 5 / 2 + CALL_FRAME_BYTES + MAX_ID_BYTES);
+    text.raw(r#"{"jsonrpc":"2.0","id":"#);
+    text.value(id);
+    text.raw(r#","result":{"content":[{"type":"text","text":"#);
+    text.value(&structured);
+    text.raw(r#"}],"structuredContent":"#);
+    text.raw(structured);
+    text.raw(if is_error {
+        r#","isError":true"#
+    } else {
+        r#","isError":false"#
+    });
+    if era == Era::Modern {
+        text.raw(r#","resultType":"complete","_meta":"#);
+        text.raw(server_info_meta().get());
+    }
+    text.raw("}}");
+    text.finish().unwrap_or_else(|_| unencodable(id))
 }
 
 /// A JSON-RPC batch (MCP 2025-03-26): each message answered, the answers in one array that
@@ -806,6 +814,75 @@ mod tests {
             failed["result"]["structuredContent"]["error"],
             "execution_error"
         );
+    }
+
+    /// `tools/call`'s result as the schema's types describe it, written by serde.
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct CallResult<'a> {
+        content: [TextContent<'a>; 1],
+        structured_content: &'a RawValue,
+        is_error: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        result_type: Option<&'static str>,
+        #[serde(rename = "_meta", skip_serializing_if = "Option::is_none")]
+        meta: Option<&'static RawValue>,
+    }
+
+    #[derive(Serialize)]
+    struct TextContent<'a> {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        text: &'a str,
+    }
+
+    /// The frame written piece by piece is, byte for byte, what serde writes for the typed
+    /// result: for either era, an answer or a failure, and ids that need escaping.
+    #[test]
+    fn call_result_frames_are_what_serde_writes() {
+        let ids = [
+            RequestId::Number(7),
+            RequestId::Number(-1),
+            RequestId::String("quote \" and \\ and é and \u{1}".into()),
+        ];
+        let answer = json!({"a": 1, "b": "\"x\"\n", "c": ["é", null]});
+        let replies = [
+            (ToolReply::ok(answer.clone()), answer.to_string(), false),
+            (
+                ToolReply::Failure(tools::ToolError::new(
+                    crate::names::ErrorKind::ExecutionError,
+                    "no \"way\"",
+                )),
+                tools::ToolError::new(crate::names::ErrorKind::ExecutionError, "no \"way\"")
+                    .body()
+                    .to_string(),
+                true,
+            ),
+        ];
+        for id in &ids {
+            for (reply, body, is_error) in &replies {
+                for era in [Era::Handshake, Era::Modern] {
+                    let structured = RawValue::from_string(body.clone()).unwrap();
+                    let modern = era == Era::Modern;
+                    let typed = serde_json::to_string(&Response {
+                        jsonrpc: "2.0",
+                        id,
+                        result: CallResult {
+                            content: [TextContent {
+                                kind: "text",
+                                text: body,
+                            }],
+                            structured_content: &structured,
+                            is_error: *is_error,
+                            result_type: modern.then_some("complete"),
+                            meta: modern.then(server_info_meta),
+                        },
+                    })
+                    .unwrap();
+                    assert_eq!(encode_call_result(id, era, reply.clone()), typed);
+                }
+            }
+        }
     }
 
     #[test]

@@ -16,11 +16,11 @@ use std::time::Instant;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
 use serde::Serialize;
-use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
 use crate::aws::credentials::{ResolveError, Resolved};
 use crate::aws::error::{AwsError, Cause};
+use crate::json::{self, Json};
 use crate::metrics::ErrorType;
 use crate::names::{ErrorKind, ToolName};
 use crate::session::{Caller, Origin, RateLimited, Refused, SessionError, Stored};
@@ -125,7 +125,7 @@ pub enum ToolReply {
     /// `valid: false`), with AWS's `error_code`: MCP marks it `isError`, the envelope still
     /// answers RESPONSE, as the reference document shows.
     Answer {
-        body: Box<RawValue>,
+        body: Json,
         error: Option<ErrorKind>,
         error_code: Option<String>,
     },
@@ -146,17 +146,24 @@ impl PartialEq for ToolReply {
                     error: e,
                     error_code: c,
                 },
-            ) => body.get() == b.get() && error == e && error_code == c,
+            ) => body == b && error == e && error_code == c,
             (ToolReply::Failure(a), ToolReply::Failure(b)) => a == b,
             _ => false,
         }
     }
 }
 
-/// A tool's answer as JSON text: serializing plain data cannot fail.
-fn encode(body: &impl Serialize) -> Box<RawValue> {
-    serde_json::value::to_raw_value(body)
-        .unwrap_or_else(|_| unreachable!("a tool's answer is plain data"))
+/// The length a tool's answer is written for: get-credentials', the answer sent most, fits
+/// without growing (and being copied) as it is written.
+const ANSWER_BYTES: usize = 1024;
+
+/// The failure of a call whose answer could not be written as JSON. Answers are plain data,
+/// which serde_json always writes; should one ever fail, the call says so rather than panic.
+fn unencodable() -> ToolError {
+    ToolError::new(
+        ErrorKind::ExecutionError,
+        "the tool's answer could not be encoded as JSON",
+    )
 }
 
 impl ToolReply {
@@ -167,10 +174,18 @@ impl ToolReply {
     /// A successful answer from any serializable type (the hot tools write theirs straight
     /// from typed data, without a `Value` tree).
     pub fn answer(body: &impl Serialize) -> Self {
-        ToolReply::Answer {
-            body: encode(body),
-            error: None,
-            error_code: None,
+        Self::written(json::to_json(body, ANSWER_BYTES))
+    }
+
+    /// A successful answer from its text, as a tool wrote it.
+    fn written(body: Result<Json, serde_json::Error>) -> Self {
+        match body {
+            Ok(body) => ToolReply::Answer {
+                body,
+                error: None,
+                error_code: None,
+            },
+            Err(_) => ToolReply::Failure(unencodable()),
         }
     }
 
@@ -180,10 +195,13 @@ impl ToolReply {
             .get("error_code")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        ToolReply::Answer {
-            body: encode(&body),
-            error: Some(error),
-            error_code,
+        match json::to_json(&body, ANSWER_BYTES) {
+            Ok(body) => ToolReply::Answer {
+                body,
+                error: Some(error),
+                error_code,
+            },
+            Err(_) => ToolReply::Failure(unencodable()),
         }
     }
 
