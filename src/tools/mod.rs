@@ -396,7 +396,35 @@ impl Call<'_> {
 
 /// Now, as the reference document writes it: `2025-09-30T12:00:00.000Z`.
 pub(crate) fn timestamp() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    format_timestamp(chrono::Utc::now())
+}
+
+/// `now` as [`timestamp`] writes it. The date and time up to the second are formatted once
+/// per second on each thread, and the milliseconds added: formatting all of it took 5% of a
+/// get-credentials call.
+fn format_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
+    use std::cell::RefCell;
+    use std::fmt::Write;
+    thread_local! {
+        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+    }
+    let millis = now.timestamp_subsec_millis();
+    if millis >= 1000 {
+        // A leap second: chrono writes it as `:60`.
+        return now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    }
+    SECOND.with(|second| {
+        let mut second = second.borrow_mut();
+        if second.0 != now.timestamp() {
+            let mut text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+            text.pop(); // the `Z`
+            *second = (now.timestamp(), text);
+        }
+        let mut text = String::with_capacity(second.1.len() + 5);
+        text.push_str(&second.1);
+        let _ = write!(text, ".{millis:03}Z");
+        text
+    })
 }
 
 /// The tools as `tools/list` shows them, built once.
@@ -556,5 +584,40 @@ mod tests {
             err.body(),
             json!({"error": "invalid_credentials", "message": "no", "error_code": "InvalidClientTokenId"})
         );
+    }
+
+    /// The timestamp is chrono's RFC 3339 with milliseconds, whether its second was formatted
+    /// for an earlier call or not: within one second, into the next, back to an earlier one,
+    /// and in a leap second.
+    #[test]
+    fn timestamps_are_rfc_3339_with_milliseconds() {
+        use chrono::{DateTime, TimeZone, Utc};
+        let at = |secs: i64, nanos: u32| Utc.timestamp_opt(secs, nanos).unwrap();
+        let leap = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap()
+            .and_utc();
+        let instants: [DateTime<Utc>; 7] = [
+            at(1_795_000_000, 0),
+            at(1_795_000_000, 7_000_000),
+            at(1_795_000_000, 999_999_999),
+            at(1_795_000_001, 50_000_000),
+            at(1_700_000_000, 123_456_789),
+            leap,
+            at(1_795_000_001, 51_000_000),
+        ];
+        for now in instants {
+            assert_eq!(
+                format_timestamp(now),
+                now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                "{now:?}"
+            );
+        }
+        assert_eq!(
+            format_timestamp(at(1_795_000_001, 51_000_000)),
+            "2026-11-18T11:06:41.051Z"
+        );
+        assert_eq!(format_timestamp(leap), "2016-12-31T23:59:60.500Z");
     }
 }
