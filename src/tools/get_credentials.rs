@@ -1,13 +1,16 @@
 //! aws/get-credentials: which credentials a call would run with, masked.
 
+use std::cell::RefCell;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
+    ANSWER_BYTES, Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
     environment_id_property, nullable_string, profile_property, timestamp,
 };
 use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
+use crate::json::{self, Json};
 
 pub(super) fn spec() -> Spec {
     Spec {
@@ -67,32 +70,32 @@ pub(super) fn spec() -> Spec {
     }
 }
 
-/// The answer, written straight from typed data: this is the tool assistants call most, so it
-/// builds no `Value` tree. Keys as the reference document has them (in the same order the
-/// other tools' JSON has: sorted).
-#[derive(Serialize)]
-struct Answer<'a> {
-    caller: Option<Value>,
-    credentials: Shown<'a>,
-    environment_variables: Variables<'a>,
+/// The answer's fields other than `caller` and `timestamp`: what the credentials, the region
+/// and the overrides in effect show. They stay the same from call to call while those do, so
+/// each thread keeps the last ones it wrote, with their text, and writes them again only when
+/// they change. Keys as the reference document has them, in the order the other tools' JSON
+/// has them (sorted).
+#[derive(Serialize, PartialEq)]
+struct Shown {
+    credentials: ShownCredentials,
+    environment_variables: Variables,
     metadata: Metadata,
-    timestamp: String,
 }
 
-#[derive(Serialize)]
-struct Shown<'a> {
+#[derive(Serialize, PartialEq)]
+struct ShownCredentials {
     access_key_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     expiration: Option<String>,
     has_session_token: bool,
-    profile: Option<&'a str>,
-    region: Option<&'a str>,
+    profile: Option<String>,
+    region: Option<String>,
     secret_access_key: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     session_token: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, PartialEq)]
 struct Metadata {
     /// Kept for clients written against the reference document: the Rust SDK is always
     /// compiled in, so full functionality is always available.
@@ -121,47 +124,89 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
     let credentials = &context.resolved.credentials;
 
     let shown = Shown {
-        access_key_id: mask_access_key_id(credentials.access_key_id()),
-        secret_access_key: MASKED_SECRET,
-        region: context.region.as_deref(),
-        profile: context.resolved.source.profile(),
-        has_session_token: credentials.session_token().is_some(),
-        session_token: credentials
-            .session_token()
-            .filter(|_| include_session_token)
-            .map(mask_session_token),
-        expiration: credentials.expiry().map(|expiry| {
-            chrono::DateTime::<chrono::Utc>::from(expiry)
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-        }),
-    };
-    let caller = call.caller();
-    Ok(ToolReply::answer(&Answer {
-        timestamp: timestamp(),
-        credentials: shown,
+        credentials: ShownCredentials {
+            access_key_id: mask_access_key_id(credentials.access_key_id()),
+            secret_access_key: MASKED_SECRET,
+            region: context.region.clone(),
+            profile: context.resolved.source.profile().map(str::to_owned),
+            has_session_token: credentials.session_token().is_some(),
+            session_token: credentials
+                .session_token()
+                .filter(|_| include_session_token)
+                .map(mask_session_token),
+            expiration: credentials.expiry().map(|expiry| {
+                chrono::DateTime::<chrono::Utc>::from(expiry)
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            }),
+        },
         environment_variables: environment_variables(call, &context, include_session_token),
-        caller: caller.is_known().then(|| caller.to_json()),
         metadata: Metadata {
             boto3_available: true,
             credentials_source: context.resolved.source.label(),
         },
-    }))
+    };
+    let caller = call.caller();
+    let caller = caller.is_known().then(|| caller.to_json());
+    Ok(ToolReply::written(write_answer(
+        &caller,
+        shown,
+        &timestamp(),
+    )))
+}
+
+/// The answer's text: `{"caller":…,"credentials":…,"environment_variables":…,"metadata":…,
+/// "timestamp":…}`, the middle written from `shown` unless this thread wrote the same last.
+fn write_answer(
+    caller: &Option<Value>,
+    shown: Shown,
+    timestamp: &str,
+) -> Result<Json, serde_json::Error> {
+    thread_local! {
+        /// The last fields shown on this thread, and their text without its braces.
+        static LAST: RefCell<Option<(Shown, String)>> = const { RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        let fresh = match &*last {
+            Some((written, _)) => *written != shown,
+            None => true,
+        };
+        if fresh {
+            let text = json::to_string(&shown, ANSWER_BYTES)?;
+            let inner = text
+                .strip_prefix('{')
+                .and_then(|text| text.strip_suffix('}'))
+                .unwrap_or_default()
+                .to_owned();
+            *last = Some((shown, inner));
+        }
+        let inner = last.as_ref().map_or("", |(_, inner)| inner.as_str());
+        let mut text = json::Writer::with_capacity(ANSWER_BYTES);
+        text.raw(r#"{"caller":"#);
+        text.value(caller);
+        text.raw(",");
+        text.raw(inner);
+        text.raw(r#","timestamp":"#);
+        text.value(&timestamp);
+        text.raw("}");
+        text.finish_json()
+    })
 }
 
 /// The AWS credential and region variables in effect for this connection, masked: the
 /// process environment with the stored set-environment overrides on top. Fields in the order
 /// of their names (sorted, as a JSON object of the other tools is); a variable that is not set
 /// is left out.
-#[derive(Serialize)]
-struct Variables<'a> {
+#[derive(Serialize, PartialEq)]
+struct Variables {
     #[serde(rename = "AWS_ACCESS_KEY_ID", skip_serializing_if = "Option::is_none")]
     access_key_id: Option<String>,
     #[serde(rename = "AWS_DEFAULT_REGION", skip_serializing_if = "Option::is_none")]
-    default_region: Option<&'a str>,
+    default_region: Option<String>,
     #[serde(rename = "AWS_PROFILE", skip_serializing_if = "Option::is_none")]
-    profile: Option<&'a str>,
+    profile: Option<String>,
     #[serde(rename = "AWS_REGION", skip_serializing_if = "Option::is_none")]
-    region: Option<&'a str>,
+    region: Option<String>,
     #[serde(
         rename = "AWS_SECRET_ACCESS_KEY",
         skip_serializing_if = "Option::is_none"
@@ -171,11 +216,11 @@ struct Variables<'a> {
     session_token: Option<String>,
 }
 
-fn environment_variables<'a>(
-    call: &Call<'a>,
-    context: &'a Context,
+fn environment_variables(
+    call: &Call<'_>,
+    context: &Context,
     include_session_token: bool,
-) -> Variables<'a> {
+) -> Variables {
     let env = &call.state.config.aws;
     let overrides = &context.stored;
     let token_shown = |token: &str| {
@@ -198,15 +243,100 @@ fn environment_variables<'a>(
         ),
     };
     let (default_region, region) = match &overrides.region {
-        Some(region) => (Some(region.as_str()), Some(region.as_str())),
-        None => (env.default_region.as_deref(), env.region.as_deref()),
+        Some(region) => (Some(region.clone()), Some(region.clone())),
+        None => (env.default_region.clone(), env.region.clone()),
     };
     Variables {
         access_key_id,
         default_region,
-        profile: env.profile.as_deref(),
+        profile: env.profile.clone(),
         region,
         secret_access_key,
         session_token,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shown(key: &str, region: Option<&str>, token: Option<&str>) -> Shown {
+        Shown {
+            credentials: ShownCredentials {
+                access_key_id: mask_access_key_id(key),
+                expiration: token.map(|_| "2026-11-25T01:00:00Z".to_owned()),
+                has_session_token: token.is_some(),
+                profile: Some("dev \"q\"".to_owned()),
+                region: region.map(str::to_owned),
+                secret_access_key: MASKED_SECRET,
+                session_token: token.map(mask_session_token),
+            },
+            environment_variables: Variables {
+                access_key_id: Some(mask_access_key_id(key)),
+                default_region: None,
+                profile: None,
+                region: region.map(str::to_owned),
+                secret_access_key: Some(MASKED_SECRET),
+                session_token: token.map(|_| MASKED_SECRET.to_owned()),
+            },
+            metadata: Metadata {
+                boto3_available: true,
+                credentials_source: "environment_variables".to_owned(),
+            },
+        }
+    }
+
+    /// The answer as one object of all its fields, written by serde.
+    fn typed(caller: &Option<Value>, shown: &Shown, timestamp: &str) -> String {
+        #[derive(Serialize)]
+        struct Answer<'a> {
+            caller: &'a Option<Value>,
+            credentials: &'a ShownCredentials,
+            environment_variables: &'a Variables,
+            metadata: &'a Metadata,
+            timestamp: &'a str,
+        }
+        serde_json::to_string(&Answer {
+            caller,
+            credentials: &shown.credentials,
+            environment_variables: &shown.environment_variables,
+            metadata: &shown.metadata,
+            timestamp,
+        })
+        .unwrap()
+    }
+
+    /// The answer is, byte for byte, the object serde writes from all its fields, when the
+    /// thread wrote the same fields last and when it wrote others: a change of key, region or
+    /// token is never answered with the fields written before it.
+    #[test]
+    fn answers_are_written_again_when_what_they_show_changes() {
+        let caller = Some(json!({"arn": "arn:aws:iam::123456789012:user/a", "source_ip": null}));
+        let calls = [
+            (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
+            (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
+            (
+                caller.clone(),
+                shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None),
+            ),
+            (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("eu-west-1"), None)),
+            (None, shown("AKIASECONDKEYEXAMPLE", Some("eu-west-1"), None)),
+            (
+                None,
+                shown(
+                    "AKIASECONDKEYEXAMPLE",
+                    Some("eu-west-1"),
+                    Some("FQoGtokenEXAMPLE1234567890"),
+                ),
+            ),
+            (None, shown("AKIASECONDKEYEXAMPLE", None, None)),
+            (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
+        ];
+        for (at, (caller, shown)) in calls.into_iter().enumerate() {
+            let timestamp = format!("2026-11-25T00:00:0{at}.000Z");
+            let expected = typed(&caller, &shown, &timestamp);
+            let written = write_answer(&caller, shown, &timestamp).unwrap();
+            assert_eq!(written.get(), expected, "call {at}");
+        }
     }
 }

@@ -155,7 +155,7 @@ impl PartialEq for ToolReply {
 
 /// The length a tool's answer is written for: get-credentials', the answer sent most, fits
 /// without growing (and being copied) as it is written.
-const ANSWER_BYTES: usize = 1024;
+pub(crate) const ANSWER_BYTES: usize = 1024;
 
 /// The failure of a call whose answer could not be written as JSON. Answers are plain data,
 /// which serde_json always writes; should one ever fail, the call says so rather than panic.
@@ -178,7 +178,7 @@ impl ToolReply {
     }
 
     /// A successful answer from its text, as a tool wrote it.
-    fn written(body: Result<Json, serde_json::Error>) -> Self {
+    pub(crate) fn written(body: Result<Json, serde_json::Error>) -> Self {
         match body {
             Ok(body) => ToolReply::Answer {
                 body,
