@@ -195,13 +195,13 @@ impl ToolReply {
             .get("error_code")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        match json::to_json(&body, ANSWER_BYTES) {
-            Ok(body) => ToolReply::Answer {
+        match Self::written(json::to_json(&body, ANSWER_BYTES)) {
+            ToolReply::Answer { body, .. } => ToolReply::Answer {
                 body,
                 error: Some(error),
                 error_code,
             },
-            Err(_) => ToolReply::Failure(unencodable()),
+            failure => failure,
         }
     }
 
