@@ -20,6 +20,9 @@
 //! also the list of spans (`spans`), which here always held that one span again: records are
 //! about a fifth smaller in CloudWatch Logs, and cheaper to write.
 
+#[cfg(feature = "serve")]
+mod batch;
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -48,31 +51,27 @@ pub enum Output {
     /// an event is answered, so nothing may wait in a buffer.
     Stdout,
     Stderr,
-    /// stdout through a writer thread that writes all the records waiting at once (`serve`,
-    /// where many connections log at the same time): one write instead of one per record, each
-    /// of which would wake the reader of the log. Nothing is dropped: when 4,096 records wait,
-    /// the next one waits for room.
+    /// stdout through a writer thread that writes the records of a few milliseconds at once
+    /// (`serve`, where many connections log at the same time): one write instead of one per
+    /// record, each of which would wake the reader of the log (see `batch`). Nothing is
+    /// dropped: when 4 MB of records wait, the next one waits for room.
     #[cfg(feature = "serve")]
     StdoutBatched,
 }
-
-/// Records that may wait for the writer thread before the next one waits for room.
-#[cfg(feature = "serve")]
-const BATCHED_LINES: usize = 4096;
 
 /// The writer thread of [`Output::StdoutBatched`], if any: dropping it writes out the records
 /// still waiting. Keep it until the process ends.
 #[must_use = "dropping it stops the log's writer thread"]
 pub struct Flush {
     #[cfg(feature = "serve")]
-    _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
+    _writer: Option<batch::Guard>,
 }
 
 impl Flush {
     fn none() -> Self {
         Self {
             #[cfg(feature = "serve")]
-            _worker: None,
+            _writer: None,
         }
     }
 }
@@ -123,22 +122,16 @@ pub fn init_with_default(output: Output, default: Option<&str>) -> Flush {
         Output::Stdout => (BoxMakeWriter::new(std::io::stdout), Flush::none()),
         Output::Stderr => (BoxMakeWriter::new(std::io::stderr), Flush::none()),
         #[cfg(feature = "serve")]
-        Output::StdoutBatched => {
-            let (writer, worker) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-                .lossy(false)
-                .buffered_lines_limit(BATCHED_LINES)
-                .thread_name("log-writer")
-                .finish(std::io::BufWriter::with_capacity(
-                    64 * 1024,
-                    std::io::stdout(),
-                ));
-            (
+        Output::StdoutBatched => match batch::writer(std::io::stdout(), "log-writer") {
+            Some((writer, guard)) => (
                 BoxMakeWriter::new(writer),
                 Flush {
-                    _worker: Some(worker),
+                    _writer: Some(guard),
                 },
-            )
-        }
+            ),
+            // No thread for the log: each record is written as it is made.
+            None => (BoxMakeWriter::new(std::io::stdout), Flush::none()),
+        },
     };
     let layer = tracing_subscriber::fmt::layer()
         .with_target(false)
