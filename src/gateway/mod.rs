@@ -11,6 +11,8 @@ pub mod emulator;
 pub mod http;
 pub mod lambda;
 
+use std::borrow::Cow;
+
 use ::http::{HeaderMap, HeaderValue};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
@@ -28,26 +30,29 @@ pub const DEFAULT: &str = "$default";
 /// The WebSocket subprotocol MCP clients ask for.
 pub const MCP_SUBPROTOCOL: &str = "mcp";
 
-pub async fn handle(
+pub fn handle(
     state: &AppState,
     event: ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
+) -> impl Future<Output = ApiGatewayProxyResponse> + '_ {
     state.metrics.note_invocation();
     // API Gateway's request id, on every record of this event.
     let span = tracing::info_span!(
         "event",
         api_request_id = event.request_context.request_id.as_deref().map(loggable)
     );
-    route(state, event).instrument(span).await
+    // The event is held once, by this block, and lent to `route`: an `async fn` taking it by
+    // value would hold it twice (its argument and its local), and a future is copied whole
+    // each time it moves.
+    async move { route(state, &event).await }.instrument(span)
 }
 
 async fn route(
     state: &AppState,
-    event: ApiGatewayWebsocketProxyRequest,
+    event: &ApiGatewayWebsocketProxyRequest,
 ) -> ApiGatewayProxyResponse {
     let context = &event.request_context;
     let connection_id = context.connection_id.as_deref().unwrap_or("-");
-    let caller = caller_of(&event);
+    let caller = caller_of(event);
     match context.route_key.as_deref().unwrap_or(DEFAULT) {
         CONNECT => {
             if state
@@ -92,7 +97,7 @@ async fn route(
             ok(None)
         }
         _ => {
-            let body = message_bytes(&event);
+            let body = message_bytes(event);
             let origin = Origin {
                 connection_id: Some(connection_id.to_owned()),
                 caller,
@@ -116,15 +121,15 @@ fn caller_of(event: &ApiGatewayWebsocketProxyRequest) -> Caller {
 }
 
 /// The message as bytes: API Gateway base64-encodes a body it cannot pass as text.
-fn message_bytes(event: &ApiGatewayWebsocketProxyRequest) -> Vec<u8> {
+fn message_bytes(event: &ApiGatewayWebsocketProxyRequest) -> Cow<'_, [u8]> {
     let body = event.body.as_deref().unwrap_or("");
     if event.is_base64_encoded {
         // A body that is not base64 is passed on as it is, and fails to parse as JSON there.
         base64::engine::general_purpose::STANDARD
             .decode(body)
-            .unwrap_or_else(|_| body.as_bytes().to_vec())
+            .map_or(Cow::Borrowed(body.as_bytes()), Cow::Owned)
     } else {
-        body.as_bytes().to_vec()
+        Cow::Borrowed(body.as_bytes())
     }
 }
 
@@ -177,6 +182,6 @@ mod tests {
         let mut event = ApiGatewayWebsocketProxyRequest::default();
         event.is_base64_encoded = true;
         event.body = Some(base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b'{']));
-        assert_eq!(message_bytes(&event), vec![0xff, 0xfe, b'{']);
+        assert_eq!(&*message_bytes(&event), [0xff, 0xfe, b'{']);
     }
 }

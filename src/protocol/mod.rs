@@ -210,14 +210,16 @@ async fn dispatch(
     match value {
         Value::Object(object) if object.contains_key("jsonrpc") => {
             let (reply, summary) = mcp::handle(state, origin, object).await;
-            (reply.map(|r| r.to_string()), vec![summary])
+            (reply, vec![summary])
         }
         Value::Object(object) if is_envelope(&object) => {
             let (reply, summary) =
                 envelope::handle(state, origin, envelope::Fields::take(object)).await;
             (Some(reply), vec![summary])
         }
-        Value::Array(items) => mcp::handle_batch(state, origin, items).await,
+        // Boxed: batches are rare (2025-03-26), and their future, which holds a message's
+        // inside it, would otherwise make every message's larger.
+        Value::Array(items) => Box::pin(mcp::handle_batch(state, origin, items)).await,
         Value::Object(object)
             if object
                 .get("method")

@@ -451,11 +451,13 @@ impl Sessions {
                 return Err(SessionError::UnknownEnvironment);
             }
             // Reported as the caller of this call, not the handle's maker.
-            let mut stored = self.open(&scope, record).await?;
+            let mut stored = Box::pin(self.open(&scope, record)).await?;
             stored.caller = Some(caller);
             return Ok(stored);
         }
-        self.open(&scope, record).await
+        // Boxed, as only a connection or handle with stored state gets here: unsealing (KMS)
+        // would otherwise make every message's future larger.
+        Box::pin(self.open(&scope, record)).await
     }
 
     async fn open(&self, scope: &Scope, record: Record) -> Result<Stored, SessionError> {

@@ -589,7 +589,9 @@ async fn run(
         let outbox = outbox.clone();
         let (stalled, gone) = (stalled.clone(), gone.clone());
         tokio::spawn(async move {
-            let response = deliver(emulator.instance(), &connection, message).await;
+            // The handler's future is boxed: a task's future is copied whole when it is spawned
+            // and again when it completes, and this one holds the whole handler.
+            let response = Box::pin(deliver(emulator.instance(), &connection, message)).await;
             if let Some(Body::Text(text)) = response.body
                 && !text.is_empty()
             {
@@ -626,11 +628,11 @@ async fn run(
 
 /// A `$default` message event; text that is not UTF-8 is passed base64-encoded, as API Gateway
 /// does with bodies it cannot pass as text.
-async fn deliver(
+fn deliver(
     state: &AppState,
     connection: &Connection,
     message: Vec<u8>,
-) -> ApiGatewayProxyResponse {
+) -> impl Future<Output = ApiGatewayProxyResponse> {
     let mut event = new_event(connection, DEFAULT, "MESSAGE");
     event.request_context.message_id = Some(sequence_id());
     event.body = Some(match String::from_utf8(message) {
@@ -640,7 +642,8 @@ async fn deliver(
             base64::engine::general_purpose::STANDARD.encode(err.into_bytes())
         }
     });
-    super::handle(state, event).await
+    // The handler's future, not one around it that would hold the event a second time.
+    super::handle(state, event)
 }
 
 fn close_code(payload: &[u8]) -> u16 {
