@@ -62,6 +62,37 @@ impl Writer {
         }
     }
 
+    /// Appends `text` as a JSON string: what [`Writer::value`] writes for it, escaped byte by
+    /// byte in place rather than as the pieces between escapes (the text copy of a tool's
+    /// answer has an escape every few bytes, one per quote).
+    pub fn string(&mut self, text: &str) {
+        let out = &mut self.text.0;
+        // Most bytes stand for themselves; an escape may need more room as it is written.
+        out.reserve(text.len() + 2);
+        out.push(b'"');
+        for &byte in text.as_bytes() {
+            match ESCAPES[usize::from(byte)] {
+                0 => out.push(byte),
+                b'u' => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.extend_from_slice(&[
+                        b'\\',
+                        b'u',
+                        b'0',
+                        b'0',
+                        HEX[usize::from(byte >> 4)],
+                        HEX[usize::from(byte & 0xf)],
+                    ]);
+                }
+                escape => {
+                    out.push(b'\\');
+                    out.push(escape);
+                }
+            }
+        }
+        out.push(b'"');
+    }
+
     /// The text as [`Json`], unless a value could not be written.
     pub fn finish_json(self) -> Result<Json, serde_json::Error> {
         self.finish().map(Json)
@@ -78,6 +109,27 @@ impl Writer {
         })
     }
 }
+
+/// How each byte is written in a JSON string, as serde_json writes it: itself (0), after a
+/// backslash (`"`, `\` and the control characters with a short escape), or as `\u00XX` (`u`,
+/// the other control characters). Bytes of 0x80 and above are parts of UTF-8 characters,
+/// written as they are.
+const ESCAPES: [u8; 256] = {
+    let mut escapes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 0x20 {
+        escapes[byte] = b'u';
+        byte += 1;
+    }
+    escapes[0x08] = b'b';
+    escapes[0x09] = b't';
+    escapes[0x0a] = b'n';
+    escapes[0x0c] = b'f';
+    escapes[0x0d] = b'r';
+    escapes[b'"' as usize] = b'"';
+    escapes[b'\\' as usize] = b'\\';
+    escapes
+};
 
 /// The bytes written so far.
 struct Text(Vec<u8>);
@@ -146,6 +198,35 @@ mod tests {
 
     /// A value serde_json cannot write (a map keyed by something other than strings) is an
     /// error, never text cut short.
+    /// A string is written as serde_json writes it: every ASCII character alone and between
+    /// others, non-ASCII text, long text, and a tool's answer as the text copy carries it.
+    #[test]
+    fn strings_are_written_as_serde_writes_them() {
+        let mut texts: Vec<String> = (0..=0x7f_u8)
+            .map(|byte| char::from(byte).to_string())
+            .collect();
+        texts.extend((0..=0x7f_u8).map(|byte| format!("a{}b", char::from(byte))));
+        texts.extend(
+            [
+                "",
+                "é ✓ 🦀 \u{2028} \u{2029} \u{fffd}",
+                "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}",
+                r#"{"credentials":{"access_key_id":"AKIA****MPLE"},"timestamp":"2026-11-25T00:00:00.000Z"}"#,
+            ]
+            .map(str::to_owned),
+        );
+        texts.push("\"\\\n".repeat(2000));
+        for text in texts {
+            let mut written = Writer::with_capacity(0);
+            written.string(&text);
+            assert_eq!(
+                written.finish().unwrap(),
+                serde_json::to_string(&text).unwrap(),
+                "{text:?}"
+            );
+        }
+    }
+
     #[test]
     fn a_value_that_cannot_be_written_is_an_error() {
         let map = std::collections::BTreeMap::from([(vec![1u8], 1)]);

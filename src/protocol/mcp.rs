@@ -612,7 +612,7 @@ fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
     text.raw(r#"{"jsonrpc":"2.0","id":"#);
     text.value(id);
     text.raw(r#","result":{"content":[{"type":"text","text":"#);
-    text.value(&structured);
+    text.string(structured);
     text.raw(r#"}],"structuredContent":"#);
     text.raw(structured);
     text.raw(if is_error {
