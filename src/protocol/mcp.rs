@@ -21,6 +21,7 @@ use rmcp::model::{
     ServerCapabilities, ServerResult, ToolsCapability,
 };
 use serde::Serialize;
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -238,12 +239,71 @@ fn modern_tools_list() -> &'static RawValue {
     *LIST
 }
 
+/// The fields of a JSON-RPC message this server reads; any other is ignored. A field that is
+/// present holds its value, `null` included; one that is absent is `None`. `params` may carry a
+/// secret key (`aws_set_environment`), so there is no `Debug` outside the tests.
+#[derive(Default, serde::Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+pub struct Message {
+    #[serde(default, deserialize_with = "present")]
+    jsonrpc: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    id: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    method: Option<Value>,
+    #[serde(default, deserialize_with = "present")]
+    params: Option<Value>,
+    /// A response's fields: a message with either is an answer, not a request.
+    #[serde(default, deserialize_with = "present_any")]
+    result: Option<IgnoredAny>,
+    #[serde(default, deserialize_with = "present_any")]
+    error: Option<IgnoredAny>,
+}
+
+fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
+}
+
+fn present_any<'de, D: Deserializer<'de>>(value: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(value).map(Some)
+}
+
+impl Message {
+    /// Read straight from a message's text into its fields, without building a tree of the
+    /// whole message (its keys allocated and hashed into a map, then looked up and removed): the
+    /// common case. `None` for anything else (not an object, a field twice, no `jsonrpc`), which
+    /// [`super::dispatch`] then reads as a tree and routes.
+    pub fn read(text: &str) -> Option<Self> {
+        // A struct is also read from an array (its fields in order): only an object is one.
+        let object = text
+            .trim_start_matches([' ', '\t', '\n', '\r'])
+            .starts_with('{');
+        if !object {
+            return None;
+        }
+        let message: Self = serde_json::from_str(text).ok()?;
+        message.jsonrpc.is_some().then_some(message)
+    }
+
+    /// The fields of a message already read as a tree (a batch's items, the general path).
+    pub fn take(mut object: Map<String, Value>) -> Self {
+        Self {
+            jsonrpc: object.remove("jsonrpc"),
+            id: object.remove("id"),
+            method: object.remove("method"),
+            params: object.remove("params"),
+            result: object.contains_key("result").then_some(IgnoredAny),
+            error: object.contains_key("error").then_some(IgnoredAny),
+        }
+    }
+}
+
 pub async fn handle(
     state: &AppState,
     origin: &Origin,
-    mut object: Map<String, Value>,
+    message: Message,
 ) -> (Option<String>, Summary) {
-    let id = match object.get("id") {
+    let id = match &message.id {
         None => None,
         Some(Value::String(s)) if s.len() > MAX_ID_BYTES => {
             let (reply, summary) = refusal(
@@ -264,7 +324,7 @@ pub async fn handle(
             return (Some(reply), summary);
         }
     };
-    let (reply, mut summary) = handle_message(state, origin, id.as_ref(), &mut object).await;
+    let (reply, mut summary) = handle_message(state, origin, id.as_ref(), message).await;
     summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()));
     (reply, summary)
 }
@@ -349,19 +409,19 @@ async fn handle_message(
     state: &AppState,
     origin: &Origin,
     id: Option<&RequestId>,
-    object: &mut Map<String, Value>,
+    mut message: Message,
 ) -> (Option<String>, Summary) {
     let refuse = |code: ErrorCode, message: String| {
         let (reply, summary) = refusal(id, code, message);
         (Some(reply), summary)
     };
-    if object.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+    if message.jsonrpc.as_ref().and_then(Value::as_str) != Some("2.0") {
         return refuse(ErrorCode::INVALID_REQUEST, "jsonrpc must be \"2.0\"".into());
     }
-    let method = match object.remove("method") {
+    let method = match message.method.take() {
         Some(Value::String(method)) => method,
         Some(_) => return refuse(ErrorCode::INVALID_REQUEST, "method must be a string".into()),
-        None if object.contains_key("result") || object.contains_key("error") => {
+        None if message.result.is_some() || message.error.is_some() => {
             // A response to a request this server never sends: nothing to answer, but logged.
             let mut summary = Summary::new("mcp");
             summary.outcome = Outcome::NoReply("unexpected_response");
@@ -377,7 +437,7 @@ async fn handle_message(
         summary.outcome = Outcome::NoReply("notification");
         return (None, summary);
     };
-    let era = match era(object.get("params"), origin.declared_modern) {
+    let era = match era(message.params.as_ref(), origin.declared_modern) {
         Ok(era) => era,
         Err((code, message, data)) => {
             let mut summary = summary;
@@ -388,7 +448,7 @@ async fn handle_message(
             );
         }
     };
-    let params = match object.remove("params") {
+    let params = match message.params.take() {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(params)) => params,
         Some(_) => return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into()),
@@ -665,7 +725,7 @@ pub async fn handle_batch(
             (refused, summary)
         } else {
             match item {
-                Value::Object(object) => handle(state, origin, object).await,
+                Value::Object(object) => handle(state, origin, Message::take(object)).await,
                 _ => {
                     let (reply, summary) = refusal(
                         None,
@@ -735,6 +795,38 @@ fn largest_reply(item: &Value) -> usize {
 mod tests {
     use super::*;
     use rmcp::model::CallToolResult;
+
+    /// A message read from its text holds what the tree of the same text holds; anything the
+    /// fields cannot say the same of (a field twice, no `jsonrpc`, not an object) is left to the
+    /// tree.
+    #[test]
+    fn messages_read_from_text_are_those_of_the_tree() {
+        let same = [
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"aws_get_credentials","arguments":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":"a\u0062c","method":"ping","extra":{"x":[1,{"y":null}]}}"#,
+            r#"{"jsonrpc":2,"id":null,"method":null,"params":null}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":null}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1}}"#,
+            r#" {"params":[1,2],"method":7,"id":1.5,"\u006asonrpc":"2.0"}"#,
+            r#"{"jsonrpc":"2.0","extra":1,"extra":2}"#,
+        ];
+        for text in same {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            let taken = Message::take(tree.as_object().cloned().unwrap());
+            assert_eq!(Message::read(text), Some(taken), "{text}");
+        }
+        let general = [
+            r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
+            r#"{"message_type":"REQUEST","message_id":"r","params":{"jsonrpc":"2.0"}}"#,
+            r#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            r#"["2.0", 1, "ping"]"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping"} x"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping""#,
+        ];
+        for text in general {
+            assert_eq!(Message::read(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn tools_list_json_is_current() {

@@ -189,12 +189,15 @@ async fn dispatch(
             return (Some(reply), vec![summary]);
         }
     };
-    // The common case, one envelope request, is read straight into its fields. Anything else
-    // is read as a tree and routed from it; the cheap look for "jsonrpc" spares MCP messages a
-    // first reading that could not succeed.
-    if !contains(body, &JSONRPC)
-        && let Some(fields) = envelope::Fields::read(text)
-    {
+    // The common cases, one JSON-RPC message or one envelope request, are read straight into
+    // their fields; the cheap look for "jsonrpc" picks which to try. Anything else is read as
+    // a tree and routed from it.
+    if contains(body, &JSONRPC) {
+        if let Some(message) = mcp::Message::read(text) {
+            let (reply, summary) = mcp::handle(state, origin, message).await;
+            return (reply, vec![summary]);
+        }
+    } else if let Some(fields) = envelope::Fields::read(text) {
         let (reply, summary) = envelope::handle(state, origin, fields).await;
         return (Some(reply), vec![summary]);
     }
@@ -209,7 +212,7 @@ async fn dispatch(
     };
     match value {
         Value::Object(object) if object.contains_key("jsonrpc") => {
-            let (reply, summary) = mcp::handle(state, origin, object).await;
+            let (reply, summary) = mcp::handle(state, origin, mcp::Message::take(object)).await;
             (reply, vec![summary])
         }
         Value::Object(object) if is_envelope(&object) => {
