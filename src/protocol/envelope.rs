@@ -7,7 +7,7 @@
 //! "error_message"}`; a tool failure also carries `details`, the tool's error body
 //! (`{"error": "no_credentials", "message": ...}`).
 
-use serde::de::{Deserialize, Deserializer, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde_json::{Map, Value};
 
 use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
@@ -38,27 +38,19 @@ pub mod code {
 #[derive(Default, serde::Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct Fields {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     message_type: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     protocol_version: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     message_id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     method: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     params: Option<Value>,
     /// JSON-RPC's marker: a message that has it is not an envelope.
-    #[serde(default, deserialize_with = "present_any")]
+    #[serde(default, deserialize_with = "super::present_any")]
     jsonrpc: Option<IgnoredAny>,
-}
-
-fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(value).map(Some)
-}
-
-fn present_any<'de, D: Deserializer<'de>>(value: D) -> Result<Option<IgnoredAny>, D::Error> {
-    IgnoredAny::deserialize(value).map(Some)
 }
 
 impl Fields {
@@ -66,11 +58,7 @@ impl Fields {
     /// for anything else (not an object, a field twice, JSON-RPC, no envelope field), which
     /// [`super::dispatch`] then reads as a tree and routes.
     pub fn read(text: &str) -> Option<Self> {
-        // A struct is also read from an array (its fields in order): only an object is one.
-        let object = text
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with('{');
-        if !object {
+        if !super::is_object(text) {
             return None;
         }
         let fields: Self = serde_json::from_str(text).ok()?;

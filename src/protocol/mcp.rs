@@ -21,7 +21,7 @@ use rmcp::model::{
     ServerCapabilities, ServerResult, ToolsCapability,
 };
 use serde::Serialize;
-use serde::de::{Deserialize, Deserializer, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -245,27 +245,19 @@ fn modern_tools_list() -> &'static RawValue {
 #[derive(Default, serde::Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 pub struct Message {
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     jsonrpc: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     id: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     method: Option<Value>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     params: Option<Value>,
     /// A response's fields: a message with either is an answer, not a request.
-    #[serde(default, deserialize_with = "present_any")]
+    #[serde(default, deserialize_with = "super::present_any")]
     result: Option<IgnoredAny>,
-    #[serde(default, deserialize_with = "present_any")]
+    #[serde(default, deserialize_with = "super::present_any")]
     error: Option<IgnoredAny>,
-}
-
-fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
-    Value::deserialize(value).map(Some)
-}
-
-fn present_any<'de, D: Deserializer<'de>>(value: D) -> Result<Option<IgnoredAny>, D::Error> {
-    IgnoredAny::deserialize(value).map(Some)
 }
 
 impl Message {
@@ -274,11 +266,7 @@ impl Message {
     /// common case. `None` for anything else (not an object, a field twice, no `jsonrpc`), which
     /// [`super::dispatch`] then reads as a tree and routes.
     pub fn read(text: &str) -> Option<Self> {
-        // A struct is also read from an array (its fields in order): only an object is one.
-        let object = text
-            .trim_start_matches([' ', '\t', '\n', '\r'])
-            .starts_with('{');
-        if !object {
+        if !super::is_object(text) {
             return None;
         }
         let message: Self = serde_json::from_str(text).ok()?;

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem::Finder;
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
@@ -242,6 +243,24 @@ async fn dispatch(
             (Some(reply), vec![summary])
         }
     }
+}
+
+/// Whether a message's text is a JSON object, before it is read into a struct's fields (serde
+/// also reads a struct from an array, its fields in order).
+fn is_object(text: &str) -> bool {
+    text.trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{')
+}
+
+/// A field read into a struct (`deserialize_with`): when present it holds its value, `null`
+/// included; absent, the field's default, `None`.
+fn present<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(value).map(Some)
+}
+
+/// [`present`], for a field whose value does not matter, only that it is there.
+fn present_any<'de, D: Deserializer<'de>>(value: D) -> Result<Option<IgnoredAny>, D::Error> {
+    IgnoredAny::deserialize(value).map(Some)
 }
 
 fn is_envelope(object: &Map<String, Value>) -> bool {
