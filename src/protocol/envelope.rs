@@ -58,13 +58,10 @@ impl Fields {
     /// for anything else (not an object, a field twice, JSON-RPC, no envelope field), which
     /// [`super::dispatch`] then reads as a tree and routes.
     pub fn read(text: &str) -> Option<Self> {
-        if !super::is_object(text) {
-            return None;
-        }
-        let fields: Self = serde_json::from_str(text).ok()?;
-        let envelope = fields.jsonrpc.is_none()
-            && (fields.message_type.is_some() || fields.message_id.is_some());
-        envelope.then_some(fields)
+        super::read_fields(text).filter(|fields: &Self| {
+            fields.jsonrpc.is_none()
+                && (fields.message_type.is_some() || fields.message_id.is_some())
+        })
     }
 
     /// The fields of a message already read as a tree.

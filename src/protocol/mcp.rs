@@ -266,11 +266,7 @@ impl Message {
     /// common case. `None` for anything else (not an object, a field twice, no `jsonrpc`), which
     /// [`super::dispatch`] then reads as a tree and routes.
     pub fn read(text: &str) -> Option<Self> {
-        if !super::is_object(text) {
-            return None;
-        }
-        let message: Self = serde_json::from_str(text).ok()?;
-        message.jsonrpc.is_some().then_some(message)
+        super::read_fields(text).filter(|message: &Self| message.jsonrpc.is_some())
     }
 
     /// The fields of a message already read as a tree (a batch's items, the general path).

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem::Finder;
-use serde::de::{Deserialize, Deserializer, IgnoredAny};
+use serde::de::{Deserialize, DeserializeOwned, Deserializer, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
@@ -245,11 +245,16 @@ async fn dispatch(
     }
 }
 
-/// Whether a message's text is a JSON object, before it is read into a struct's fields (serde
-/// also reads a struct from an array, its fields in order).
-fn is_object(text: &str) -> bool {
-    text.trim_start_matches([' ', '\t', '\n', '\r'])
-        .starts_with('{')
+/// A message's text read straight into a struct's fields, when it is a JSON object they can be
+/// read from (serde also reads a struct from an array, its fields in order).
+fn read_fields<T: DeserializeOwned>(text: &str) -> Option<T> {
+    let object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    if !object {
+        return None;
+    }
+    serde_json::from_str(text).ok()
 }
 
 /// A field read into a struct (`deserialize_with`): when present it holds its value, `null`
