@@ -4,11 +4,12 @@
 //! chain, endpoint configuration); the copies kept here are what the tools report and what the
 //! "environment" credential source uses, so both see the same process environment.
 
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::aws::TrustRoots;
 use crate::aws::secret::Secret;
+use crate::aws::{CaBundle, TrustRoots};
 
 /// The largest message API Gateway accepts on a WebSocket connection (128 KB).
 pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
@@ -36,8 +37,9 @@ pub struct Config {
     pub provisioned_concurrency: bool,
     pub metrics: MetricsConfig,
     pub sessions: SessionConfig,
-    /// The roots AWS endpoints are checked against: compiled in, unless `SSL_CERT_FILE` or
-    /// `SSL_CERT_DIR` names a bundle of the system's or one's own.
+    /// The roots AWS endpoints are checked against: the bundle `AWS_CA_BUNDLE` names (read and
+    /// checked here: a bundle that cannot be used stops the start), else the system's loader
+    /// when `SSL_CERT_FILE` or `SSL_CERT_DIR` is set, else the compiled-in roots.
     pub trust_roots: TrustRoots,
     /// Browser origins the `/mcp` endpoint takes besides loopback ones (`ALLOWED_ORIGINS`,
     /// comma-separated, such as `https://console.example.com`): DNS rebinding protection.
@@ -258,7 +260,14 @@ impl Config {
                 == Some("provisioned-concurrency"),
             metrics,
             sessions,
-            trust_roots: if vars.string("SSL_CERT_FILE")?.is_some()
+            trust_roots: if let Some(path) = vars.string("AWS_CA_BUNDLE")? {
+                TrustRoots::Bundle(CaBundle::read(Path::new(&path)).map_err(|reason| {
+                    ConfigError {
+                        variable: "AWS_CA_BUNDLE",
+                        reason,
+                    }
+                })?)
+            } else if vars.string("SSL_CERT_FILE")?.is_some()
                 || vars.string("SSL_CERT_DIR")?.is_some()
             {
                 TrustRoots::System
@@ -469,5 +478,44 @@ mod tests {
     fn empty_values_are_unset() {
         let c = config(&[("AWS_PROFILE", "")]).unwrap();
         assert_eq!(c.aws.profile, None);
+    }
+
+    /// `AWS_CA_BUNDLE` comes first, then the system's loader, then the compiled-in roots; a
+    /// bundle that cannot be used stops the start, naming the variable and why.
+    #[test]
+    fn trust_roots_come_from_aws_ca_bundle_then_ssl_cert_file() {
+        use base64::Engine;
+        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
+        let pem = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            base64::engine::general_purpose::STANDARD.encode(der)
+        );
+        let dir = std::env::temp_dir().join(format!("mcp-aws-tools-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.pem");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&good, &pem).unwrap();
+        std::fs::write(&empty, "").unwrap();
+        let (good, empty) = (good.to_str().unwrap(), empty.to_str().unwrap());
+
+        assert_eq!(config(&[]).unwrap().trust_roots, TrustRoots::Compiled);
+        assert_eq!(
+            config(&[("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")])
+                .unwrap()
+                .trust_roots,
+            TrustRoots::System
+        );
+        let bundled = config(&[("AWS_CA_BUNDLE", good), ("SSL_CERT_FILE", "/x")]).unwrap();
+        assert_eq!(
+            bundled.trust_roots,
+            TrustRoots::Bundle(CaBundle::from_pem(pem.into_bytes()).unwrap())
+        );
+        let err = config(&[("AWS_CA_BUNDLE", empty)]).unwrap_err();
+        assert_eq!(err.variable, "AWS_CA_BUNDLE");
+        assert_eq!(
+            err.to_string(),
+            format!("environment variable AWS_CA_BUNDLE: {empty}: it holds no PEM certificate")
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -208,7 +208,7 @@ impl AppState {
 
 impl Aws {
     async fn new(config: &Config) -> Self {
-        let http_client = crate::aws::https_client(config.trust_roots);
+        let http_client = crate::aws::https_client(config.trust_roots.clone());
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(config.connect_timeout)
             .operation_attempt_timeout(config.operation_timeout)

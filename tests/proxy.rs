@@ -343,3 +343,34 @@ fn bad_command_lines_say_what_to_fix() {
         assert!(output.stdout.is_empty(), "stdout carries MCP only");
     }
 }
+
+/// A CA bundle named by `AWS_CA_BUNDLE` (as the AWS CLI reads it) that cannot be used stops the
+/// proxy before anything is sent, with one line naming the variable, the file and why.
+#[test]
+fn an_unusable_aws_ca_bundle_stops_the_start() {
+    let dir = support::temp_dir("proxy-ca-bundle");
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "no certificate here\n").expect("write");
+    let missing = dir.join("missing.pem");
+    for (path, says) in [
+        (&empty, "it holds no PEM certificate"),
+        (&missing, "could not be read"),
+    ] {
+        let output = Command::new(BINARY)
+            .args(["proxy", "https://example.com/mcp", "--no-sign"])
+            .env_clear()
+            .env("HOME", &dir)
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CA_BUNDLE", path)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        let expected = format!("AWS_CA_BUNDLE: {}", path.display());
+        assert!(stderr.contains(&expected), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert!(output.stdout.is_empty(), "stdout carries MCP only");
+    }
+}

@@ -19,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, root_cause};
+use crate::aws::CaBundle;
 use crate::aws::sigv4;
 
 /// Requests in flight at once.
@@ -51,12 +52,13 @@ impl Forwarder {
         url: url::Url,
         signer: Arc<Signer>,
         output: Output,
+        bundle: Option<&CaBundle>,
     ) -> Result<Forwarder, super::StartError> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(CONNECT_TIMEOUT));
         http.set_nodelay(true);
-        let tls = super::tls_config(url.scheme() == "https")?;
+        let tls = super::tls_config(url.scheme() == "https", bundle)?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config((*tls).clone())
             .https_or_http()

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::aws::credentials::Cached;
 use crate::aws::sigv4;
+use crate::aws::{CaBundle, TrustRoots};
 
 /// The largest message read from stdin; a longer line is answered with an error, not sent.
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
@@ -67,6 +68,8 @@ pub enum StartError {
     NoRegion,
     #[error("TLS could not be set up: {0}")]
     Tls(String),
+    #[error("AWS_CA_BUNDLE: {0}")]
+    CaBundle(String),
 }
 
 /// Signs requests with the local credentials, for one region and service.
@@ -123,11 +126,17 @@ pub fn service_and_region(host: &str) -> (&'static str, Option<String>) {
     (sigv4::EXECUTE_API, None)
 }
 
-/// TLS for `https://` and `wss://`: rustls with ring, trusting the system's roots (which
-/// honours `SSL_CERT_FILE` and `SSL_CERT_DIR`); no roots are loaded for plain `http://`/`ws://`.
-pub fn tls_config(roots: bool) -> Result<Arc<rustls::ClientConfig>, StartError> {
+/// TLS for `https://` and `wss://`: rustls with ring, trusting `bundle` (`AWS_CA_BUNDLE`) when
+/// there is one, else the system's roots (which honours `SSL_CERT_FILE` and `SSL_CERT_DIR`); no
+/// roots are loaded for plain `http://`/`ws://`.
+pub fn tls_config(
+    roots: bool,
+    bundle: Option<&CaBundle>,
+) -> Result<Arc<rustls::ClientConfig>, StartError> {
     let mut store = rustls::RootCertStore::empty();
-    if roots {
+    if let (true, Some(bundle)) = (roots, bundle) {
+        store = bundle.root_store();
+    } else if roots {
         let loaded = rustls_native_certs::load_native_certs();
         for error in &loaded.errors {
             tracing::warn!(error = %error, "a system root certificate could not be loaded");
@@ -354,10 +363,20 @@ pub async fn run(options: Options) -> Result<(), StartError> {
         return Err(StartError::Scheme);
     }
     let (service, url_region) = service_and_region(url.host_str().unwrap_or_default());
+    // A bundle of one's own, as the AWS CLI reads it (a TLS-inspecting proxy's CA), checked
+    // before anything is sent; else the laptop's own roots: corporate CAs live there, and a
+    // desktop host starts the proxy once.
+    let bundle = match std::env::var_os("AWS_CA_BUNDLE").filter(|path| !path.is_empty()) {
+        Some(path) => {
+            Some(CaBundle::read(std::path::Path::new(&path)).map_err(StartError::CaBundle)?)
+        }
+        None => None,
+    };
+    let roots = bundle
+        .clone()
+        .map_or(TrustRoots::System, TrustRoots::Bundle);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        // The laptop's own roots: corporate CAs live there, and a desktop host starts the
-        // proxy once.
-        .http_client(crate::aws::https_client(crate::aws::TrustRoots::System))
+        .http_client(crate::aws::https_client(roots))
         .timeout_config(
             aws_smithy_types::timeout::TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -392,11 +411,13 @@ pub async fn run(options: Options) -> Result<(), StartError> {
             url.clone(),
             signer.clone(),
             output.clone(),
+            bundle.as_ref(),
         )?),
         "ws" | "wss" => Upstream::WebSocket(websocket::Forwarder::new(
             url.clone(),
             signer.clone(),
             output.clone(),
+            bundle.as_ref(),
         )?),
         _ => return Err(StartError::Scheme),
     };

@@ -25,6 +25,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, root_cause};
+use crate::aws::CaBundle;
 use crate::aws::sigv4;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -80,9 +81,10 @@ impl Forwarder {
         url: url::Url,
         signer: Arc<Signer>,
         output: Output,
+        bundle: Option<&CaBundle>,
     ) -> Result<Forwarder, super::StartError> {
         let tls = (url.scheme() == "wss")
-            .then(|| super::tls_config(true))
+            .then(|| super::tls_config(true, bundle))
             .transpose()?;
         Ok(Forwarder {
             inner: Arc::new(Inner {
