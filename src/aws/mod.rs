@@ -46,7 +46,8 @@ pub enum TrustRoots {
 #[derive(Clone)]
 pub struct CaBundle {
     pem: Arc<[u8]>,
-    certificates: Arc<[CertificateDer<'static>]>,
+    /// The certificates as rustls took them when the bundle was checked.
+    roots: Arc<rustls::RootCertStore>,
 }
 
 impl CaBundle {
@@ -67,8 +68,8 @@ impl CaBundle {
             return Err("it holds no PEM certificate".to_owned());
         }
         let mut store = rustls::RootCertStore::empty();
-        for (at, certificate) in certificates.iter().enumerate() {
-            store.add(certificate.clone()).map_err(|_| {
+        for (at, certificate) in certificates.into_iter().enumerate() {
+            store.add(certificate).map_err(|_| {
                 format!(
                     "certificate {} of it is not one a CA can be trusted by",
                     at + 1
@@ -77,22 +78,19 @@ impl CaBundle {
         }
         Ok(Self {
             pem: pem.into(),
-            certificates: certificates.into(),
+            roots: Arc::new(store),
         })
     }
 
     /// The certificates as a rustls root store (the stdio proxy's own clients).
     pub fn root_store(&self) -> rustls::RootCertStore {
-        let mut store = rustls::RootCertStore::empty();
-        // Each was added to a store like this one when the bundle was read.
-        let _ = store.add_parsable_certificates(self.certificates.iter().cloned());
-        store
+        (*self.roots).clone()
     }
 }
 
 impl fmt::Debug for CaBundle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CaBundle({} certificates)", self.certificates.len())
+        write!(f, "CaBundle({} certificates)", self.roots.len())
     }
 }
 
@@ -273,7 +271,6 @@ mod tests {
     #[test]
     fn a_ca_bundle_is_checked_before_it_is_used() {
         let bundle = CaBundle::from_pem(compiled_pem(3)).expect("three Mozilla roots");
-        assert_eq!(bundle.certificates.len(), 3);
         assert_eq!(bundle.root_store().len(), 3);
         assert_eq!(format!("{bundle:?}"), "CaBundle(3 certificates)");
 
@@ -283,7 +280,7 @@ mod tests {
         assert_eq!(
             CaBundle::from_pem(with_key)
                 .expect("a key is skipped")
-                .certificates
+                .root_store()
                 .len(),
             1
         );
