@@ -484,12 +484,7 @@ mod tests {
     /// bundle that cannot be used stops the start, naming the variable and why.
     #[test]
     fn trust_roots_come_from_aws_ca_bundle_then_ssl_cert_file() {
-        use base64::Engine;
-        let der = webpki_root_certs::TLS_SERVER_ROOT_CERTS[0].as_ref();
-        let pem = format!(
-            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
-            base64::engine::general_purpose::STANDARD.encode(der)
-        );
+        let pem = crate::aws::tests::compiled_pem(1);
         let dir = std::env::temp_dir().join(format!("mcp-aws-tools-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let good = dir.join("good.pem");
@@ -508,7 +503,7 @@ mod tests {
         let bundled = config(&[("AWS_CA_BUNDLE", good), ("SSL_CERT_FILE", "/x")]).unwrap();
         assert_eq!(
             bundled.trust_roots,
-            TrustRoots::Bundle(CaBundle::from_pem(pem.into_bytes()).unwrap())
+            TrustRoots::Bundle(CaBundle::from_pem(pem).unwrap())
         );
         let err = config(&[("AWS_CA_BUNDLE", empty)]).unwrap_err();
         assert_eq!(err.variable, "AWS_CA_BUNDLE");

@@ -235,7 +235,7 @@ impl<T> OnFirstUse<T> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use rustls_pki_types::pem::PemObject;
 
     use super::*;
@@ -253,7 +253,8 @@ mod tests {
         }
     }
 
-    fn compiled_pem(roots: usize) -> Vec<u8> {
+    /// The first `roots` compiled-in roots as a PEM bundle.
+    pub(crate) fn compiled_pem(roots: usize) -> Vec<u8> {
         let ends = b"-----END CERTIFICATE-----\n";
         let mut at = 0;
         for _ in 0..roots {

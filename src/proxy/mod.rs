@@ -133,16 +133,19 @@ pub fn tls_config(
     roots: bool,
     bundle: Option<&CaBundle>,
 ) -> Result<Arc<rustls::ClientConfig>, StartError> {
-    let mut store = rustls::RootCertStore::empty();
-    if let (true, Some(bundle)) = (roots, bundle) {
-        store = bundle.root_store();
-    } else if roots {
-        let loaded = rustls_native_certs::load_native_certs();
-        for error in &loaded.errors {
-            tracing::warn!(error = %error, "a system root certificate could not be loaded");
+    let store = match (roots, bundle) {
+        (false, _) => rustls::RootCertStore::empty(),
+        (true, Some(bundle)) => bundle.root_store(),
+        (true, None) => {
+            let loaded = rustls_native_certs::load_native_certs();
+            for error in &loaded.errors {
+                tracing::warn!(error = %error, "a system root certificate could not be loaded");
+            }
+            let mut store = rustls::RootCertStore::empty();
+            let _ = store.add_parsable_certificates(loaded.certs);
+            store
         }
-        let _ = store.add_parsable_certificates(loaded.certs);
-    }
+    };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
