@@ -4,7 +4,10 @@
 
 mod support;
 
+use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -332,6 +335,126 @@ fn silent_endpoint() -> u16 {
         }
     });
     port
+}
+
+/// An STS endpoint that keeps its connections open, as the real one does (moto closes each
+/// after one answer): answers every GetCallerIdentity for account 111122223333 and counts
+/// the connections it accepted and the requests it answered.
+struct KeepAliveSts {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl KeepAliveSts {
+    fn start() -> KeepAliveSts {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (accepted, answered) = (connections.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                accepted.fetch_add(1, Ordering::SeqCst);
+                let answered = answered.clone();
+                std::thread::spawn(move || Self::answer_all(stream, &answered));
+            }
+        });
+        KeepAliveSts {
+            port,
+            connections,
+            requests,
+        }
+    }
+
+    /// Reads request after request (a head, then the body its content-length announces) and
+    /// answers each, until the client hangs up.
+    fn answer_all(mut stream: std::net::TcpStream, answered: &AtomicUsize) {
+        let body = "<GetCallerIdentityResponse xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"><GetCallerIdentityResult><Arn>arn:aws:iam::111122223333:user/kept</Arn><UserId>AIDAEXAMPLEKEPT</UserId><Account>111122223333</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>k</RequestId></ResponseMetadata></GetCallerIdentityResponse>";
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            let request_end = loop {
+                if let Some(head) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let length = String::from_utf8_lossy(&pending[..head])
+                        .to_ascii_lowercase()
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if pending.len() >= head + 4 + length {
+                        break head + 4 + length;
+                    }
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                }
+            };
+            pending.drain(..request_end);
+            answered.fetch_add(1, Ordering::SeqCst);
+            let reply = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: text/xml\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if stream.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Every AWS call of a warm process goes over the connection the first one opened, from every
+/// client connection and for every set of credentials, when the endpoint keeps it open (with
+/// real STS, each new connection is a TLS handshake of tens of milliseconds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aws_calls_reuse_the_connection_to_the_endpoint() {
+    let sts = KeepAliveSts::start();
+    let endpoint = format!("http://127.0.0.1:{}", sts.port);
+    let server = Server::start(&with_limits(&[
+        ("AWS_ENDPOINT_URL_STS", &endpoint),
+        ("AWS_ACCESS_KEY_ID", "AKIAKEEPALIVEEXAMPLE"),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            "keepAliveSecret0000000000000000000000000",
+        ),
+        ("AWS_REGION", "us-east-1"),
+    ]));
+    let mut first = server.connect().await;
+    for _ in 0..3 {
+        let valid = first.call_tool("aws_validate_credentials", json!({})).await;
+        assert_eq!(valid["structuredContent"]["valid"], true, "{valid}");
+    }
+    let info = first.call_tool("aws_get_account_info", json!({})).await;
+    assert_eq!(
+        info["structuredContent"]["account_id"], "111122223333",
+        "{info}"
+    );
+
+    // Another client, with credentials of its own.
+    let mut second = server.connect().await;
+    let set = second
+        .call_tool(
+            "aws_set_environment",
+            json!({
+                "access_key_id": "AKIAKEEPALIVEOTHER01",
+                "secret_access_key": "keepAliveOtherSecret00000000000000000000",
+                "region": "us-east-1"
+            }),
+        )
+        .await;
+    assert_eq!(set["isError"], false, "{set}");
+    let valid = second
+        .call_tool("aws_validate_credentials", json!({}))
+        .await;
+    assert_eq!(valid["structuredContent"]["valid"], true, "{valid}");
+
+    assert_eq!(sts.requests.load(Ordering::SeqCst), 5);
+    assert_eq!(
+        sts.connections.load(Ordering::SeqCst),
+        1,
+        "five STS calls, one connection"
+    );
 }
 
 /// A message a client may see: one short sentence, no Rust type names or Debug dumps, no
