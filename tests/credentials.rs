@@ -537,7 +537,7 @@ async fn an_unreachable_endpoint_is_one_cause_on_every_path() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_ca_is_trusted_through_ssl_cert_file_only() {
     let moto = Moto::start();
-    let front = support::TlsFront::start(&moto);
+    let front = support::TlsFront::start(moto.port);
     let ca_pem = front.ca_pem.display().to_string();
     let env = [
         ("AWS_ENDPOINT_URL_STS", front.url.as_str()),

@@ -374,3 +374,57 @@ fn an_unusable_aws_ca_bundle_stops_the_start() {
         assert!(output.stdout.is_empty(), "stdout carries MCP only");
     }
 }
+
+/// An endpoint whose certificate comes from a private CA, as behind a TLS-inspecting proxy
+/// (here `serve` behind a TLS front): trusted over both transports through the `ca_bundle` of
+/// the profile in use, as the AWS CLI trusts it; without one, every request is answered with
+/// an error that says the certificate is not trusted.
+#[test]
+fn a_private_ca_is_trusted_through_the_profiles_ca_bundle() {
+    let server = Server::start(&[]);
+    let port: u16 = server
+        .addr
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("a port");
+    let front = support::TlsFront::start(port);
+    let home = support::temp_dir("proxy-profile-ca");
+    support::write_file(
+        &home.join(".aws/config"),
+        &format!("[profile corp]\nca_bundle = {}\n", front.ca_pem.display()),
+    );
+    let home = home.display().to_string();
+    let wss = front.url.replacen("https://", "wss://", 1);
+    for url in [format!("{}/mcp", front.url), format!("{wss}/ws")] {
+        let mut trusted = Proxy::start(
+            &[&url, "--no-sign", "--profile", "corp"],
+            &[("HOME", &home)],
+        );
+        trusted.send(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#);
+        let initialized = trusted.recv();
+        assert_eq!(
+            initialized["result"]["protocolVersion"], "2025-06-18",
+            "{url}: {initialized}"
+        );
+        trusted.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#);
+        trusted.send(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+        let listed = trusted.recv();
+        assert!(listed["result"]["tools"].is_array(), "{url}: {listed}");
+        let (status, _, stderr) = trusted.finish();
+        assert!(status.success(), "{url}: {status}; {stderr}");
+        assert_eq!(stderr, "", "{url}");
+
+        // The default profile names no bundle: the system's roots, which do not hold the CA.
+        let mut refused = Proxy::start(&[&url, "--no-sign"], &[("HOME", &home)]);
+        refused.send(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#);
+        let answer = refused.recv();
+        assert_eq!(answer["id"], 1, "{url}: {answer}");
+        assert_eq!(answer["error"]["code"], -32000, "{url}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.ends_with("the endpoint at localhost presented a certificate no trusted root vouches for; set AWS_CA_BUNDLE or the profile's ca_bundle to the CA bundle of the endpoint or proxy"),
+            "{url}: {message}"
+        );
+    }
+}

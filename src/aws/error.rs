@@ -188,7 +188,7 @@ fn connector_cause(connector: &ConnectorError) -> Cause {
 /// Whether rustls refused the peer's certificate somewhere in the chain. The TLS connector
 /// wraps rustls' error in an `io::Error`, whose `source()` skips it: its `get_ref()` is looked
 /// at too.
-fn untrusted_certificate(error: &(dyn Error + 'static)) -> bool {
+pub fn untrusted_certificate(error: &(dyn Error + 'static)) -> bool {
     if matches!(
         error.downcast_ref::<rustls::Error>(),
         Some(rustls::Error::InvalidCertificate(_))

@@ -18,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, root_cause};
+use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, unreached};
 use crate::aws::CaBundle;
 use crate::aws::sigv4;
 
@@ -209,13 +209,11 @@ impl Inner {
             .map_err(|e| e.to_string())?;
         }
         let request = request.map(|body| Full::new(Bytes::from(body)));
-        let response = self.client.request(request).await.map_err(|err| {
-            format!(
-                "the endpoint at {} could not be reached ({})",
-                self.host,
-                root_cause(&err)
-            )
-        })?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|err| unreached(&self.host, &err))?;
         let (parts, body) = response.into_parts();
         if let Some(session) = parts.headers.get("mcp-session-id") {
             *self

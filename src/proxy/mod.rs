@@ -15,11 +15,15 @@
 mod http;
 mod websocket;
 
+use std::borrow::Cow;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::Credentials;
+use aws_runtime::env_config::file::EnvConfigFiles;
+use aws_types::os_shim_internal::{Env, Fs};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
@@ -70,6 +74,8 @@ pub enum StartError {
     Tls(String),
     #[error("AWS_CA_BUNDLE: {0}")]
     CaBundle(String),
+    #[error("the ca_bundle of profile {profile}: {reason}")]
+    ProfileCaBundle { profile: String, reason: String },
 }
 
 /// Signs requests with the local credentials, for one region and service.
@@ -153,6 +159,21 @@ pub fn tls_config(
         .with_root_certificates(store)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// Why the endpoint at `host` gave no answer, in one sentence: a certificate no trusted root
+/// vouches for (a TLS-inspecting proxy, a private CA) is named as such, with what to set.
+pub fn unreached(host: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    if crate::aws::error::untrusted_certificate(error) {
+        format!(
+            "the endpoint at {host} presented a certificate no trusted root vouches for; set AWS_CA_BUNDLE or the profile's ca_bundle to the CA bundle of the endpoint or proxy"
+        )
+    } else {
+        format!(
+            "the endpoint at {host} could not be reached ({})",
+            root_cause(error)
+        )
+    }
 }
 
 /// The innermost error of a chain, which names what happened ("Connection refused").
@@ -353,6 +374,46 @@ impl<R: tokio::io::AsyncRead + Unpin> Lines<R> {
     }
 }
 
+/// The CA bundle the AWS CLI would use: the one `AWS_CA_BUNDLE` names, else the `ca_bundle` of
+/// the profile in use (`--profile`, else `AWS_PROFILE`, else `default`) in the shared config
+/// file; read and checked now. `None` when neither names one, or when the config files cannot
+/// be read: loading the credentials then says why.
+async fn ca_bundle(
+    env: &Env,
+    fs: &Fs,
+    profile: Option<&str>,
+) -> Result<Option<CaBundle>, StartError> {
+    if let Some(path) = env
+        .get("AWS_CA_BUNDLE")
+        .ok()
+        .filter(|path| !path.is_empty())
+    {
+        return CaBundle::read(Path::new(&path))
+            .map(Some)
+            .map_err(StartError::CaBundle);
+    }
+    let selected = profile.map(|name| Cow::Owned(name.to_owned()));
+    let Ok(profiles) =
+        aws_config::profile::load(fs, env, &EnvConfigFiles::default(), selected).await
+    else {
+        return Ok(None);
+    };
+    let name = profiles.selected_profile();
+    let Some(path) = profiles
+        .get_profile(name)
+        .and_then(|profile| profile.get("ca_bundle"))
+        .filter(|path| !path.is_empty())
+    else {
+        return Ok(None);
+    };
+    CaBundle::read(Path::new(path))
+        .map(Some)
+        .map_err(|reason| StartError::ProfileCaBundle {
+            profile: name.to_owned(),
+            reason,
+        })
+}
+
 /// A way to the endpoint.
 enum Upstream {
     Http(http::Forwarder),
@@ -369,12 +430,7 @@ pub async fn run(options: Options) -> Result<(), StartError> {
     // A bundle of one's own, as the AWS CLI reads it (a TLS-inspecting proxy's CA), checked
     // before anything is sent; else the laptop's own roots: corporate CAs live there, and a
     // desktop host starts the proxy once.
-    let bundle = match std::env::var_os("AWS_CA_BUNDLE").filter(|path| !path.is_empty()) {
-        Some(path) => {
-            Some(CaBundle::read(std::path::Path::new(&path)).map_err(StartError::CaBundle)?)
-        }
-        None => None,
-    };
+    let bundle = ca_bundle(&Env::real(), &Fs::real(), options.profile.as_deref()).await?;
     let roots = bundle
         .clone()
         .map_or(TrustRoots::System, TrustRoots::Bundle);
@@ -518,6 +574,91 @@ mod tests {
         );
         assert_eq!(batch.owed, vec![json!(1), Value::Null]);
         assert_eq!(batch.id, None);
+    }
+
+    /// The roots of the bundle chosen with `files` as the file system, `vars` as the
+    /// environment and `profile` as `--profile`, or the refusal's text.
+    async fn chosen(
+        files: &[(&str, &str)],
+        vars: &[(&str, &str)],
+        profile: Option<&str>,
+    ) -> Result<Option<usize>, String> {
+        let mut all = vec![
+            ("AWS_CONFIG_FILE", "/config"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/credentials"),
+        ];
+        all.extend_from_slice(vars);
+        ca_bundle(&Env::from_slice(&all), &Fs::from_slice(files), profile)
+            .await
+            .map(|bundle| bundle.map(|bundle| bundle.root_store().len()))
+            .map_err(|err| err.to_string())
+    }
+
+    /// As the AWS CLI chooses it: `AWS_CA_BUNDLE`, else the `ca_bundle` of the profile in use
+    /// (`--profile`, else `AWS_PROFILE`, else `default`); a bundle that cannot be used stops the
+    /// start, naming where it was named.
+    #[tokio::test]
+    async fn the_ca_bundle_comes_from_the_variable_then_the_profile_in_use() {
+        let dir = std::env::temp_dir().join(format!(
+            "mcp-aws-tools-proxy-bundles-{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        let [one, two, missing] = ["one.pem", "two.pem", "missing.pem"].map(|f| dir.join(f));
+        std::fs::write(&one, crate::aws::tests::compiled_pem(1)).expect("write");
+        std::fs::write(&two, crate::aws::tests::compiled_pem(2)).expect("write");
+        let [one, two, missing] = [&one, &two, &missing].map(|p| p.display().to_string());
+        let config = format!(
+            "[default]\nca_bundle = {one}\n\n[profile corp]\nca_bundle = {two}\n\n\
+             [profile broken]\nca_bundle = {missing}\n\n[profile plain]\nregion = us-east-1\n"
+        );
+        let files = [("/config", config.as_str()), ("/credentials", "")];
+
+        assert_eq!(chosen(&files, &[], None).await, Ok(Some(1)));
+        assert_eq!(chosen(&files, &[], Some("corp")).await, Ok(Some(2)));
+        assert_eq!(
+            chosen(&files, &[("AWS_PROFILE", "corp")], None).await,
+            Ok(Some(2))
+        );
+        assert_eq!(
+            chosen(&files, &[("AWS_PROFILE", "plain")], Some("corp")).await,
+            Ok(Some(2)),
+            "--profile comes before AWS_PROFILE"
+        );
+        assert_eq!(chosen(&files, &[], Some("plain")).await, Ok(None));
+        assert_eq!(chosen(&files, &[], Some("nobody")).await, Ok(None));
+        assert_eq!(chosen(&[], &[], None).await, Ok(None), "no config file");
+
+        // The variable comes first, and then the profile's is not read at all.
+        assert_eq!(
+            chosen(&files, &[("AWS_CA_BUNDLE", &two)], None).await,
+            Ok(Some(2))
+        );
+        assert_eq!(
+            chosen(&files, &[("AWS_CA_BUNDLE", &two)], Some("broken")).await,
+            Ok(Some(2))
+        );
+        assert_eq!(
+            chosen(&files, &[("AWS_CA_BUNDLE", "")], Some("corp")).await,
+            Ok(Some(2)),
+            "an empty variable is unset"
+        );
+
+        let refused = chosen(&files, &[], Some("broken")).await.unwrap_err();
+        assert!(
+            refused.starts_with(&format!(
+                "the ca_bundle of profile broken: {missing} could not be read ("
+            )),
+            "{refused}"
+        );
+        let refused = chosen(&files, &[("AWS_CA_BUNDLE", &missing)], None)
+            .await
+            .unwrap_err();
+        assert!(
+            refused.starts_with(&format!("AWS_CA_BUNDLE: {missing} could not be read (")),
+            "{refused}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, root_cause};
+use super::{CONNECT_TIMEOUT, Output, Peek, REQUEST_TIMEOUT, Signer, root_cause, unreached};
 use crate::aws::CaBundle;
 use crate::aws::sigv4;
 
@@ -320,10 +320,7 @@ impl Inner {
                     Err(format!("the endpoint refused the connection ({detail})"))
                 }
             }
-            Err(err) => Err(format!(
-                "the endpoint at {host} could not be reached ({})",
-                root_cause(&err)
-            )),
+            Err(err) => Err(unreached(host, &err)),
         }
     }
 

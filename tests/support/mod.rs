@@ -247,8 +247,9 @@ pub fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// moto behind TLS with a private CA (tests/support/tls_front.py): `https://localhost:PORT`,
-/// and the CA's certificate in `ca_pem`. Stops when dropped.
+/// A server on loopback (moto, `serve`) behind TLS with a private CA
+/// (tests/support/tls_front.py): `https://localhost:PORT`, and the CA's certificate in
+/// `ca_pem`. Stops when dropped.
 pub struct TlsFront {
     _helper: Helper,
     pub url: String,
@@ -256,12 +257,12 @@ pub struct TlsFront {
 }
 
 impl TlsFront {
-    pub fn start(moto: &Moto) -> TlsFront {
+    pub fn start(upstream_port: u16) -> TlsFront {
         let dir = temp_dir("tls-front");
         let helper = Helper::start(
             Command::new(python())
                 .arg(repo().join("tests/support/tls_front.py"))
-                .arg(moto.port.to_string())
+                .arg(upstream_port.to_string())
                 .arg(&dir)
                 .stderr(Stdio::null()),
             "the TLS front",

@@ -1,5 +1,6 @@
-"""A TLS front for moto, with a private CA: an AWS endpoint as a VPC endpoint or a
-TLS-inspecting proxy presents it, signed by a CA no public root program knows.
+"""A TLS front for a server on loopback (moto, `serve`), with a private CA: an endpoint as a
+VPC endpoint or a TLS-inspecting proxy presents it, signed by a CA no public root program
+knows.
 
 Usage: tls_front.py UPSTREAM_PORT DIR
 Writes DIR/ca.pem (the CA's certificate), listens on 127.0.0.1, prints {"port": N} and
