@@ -115,18 +115,27 @@ pub async fn serve(
         .fallback(http_api)
         .with_state(emulator.clone());
     let stopping = emulator.shutdown.clone();
+    // The connections the shutdown closes: those open when it begins. Counted after axum has
+    // stopped, some or all of them may have closed already.
+    let open_at_shutdown = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (counted, tracked) = (open_at_shutdown.clone(), emulator.connections.clone());
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async move {
         shutdown.await;
+        counted.store(tracked.len(), Ordering::SeqCst);
         stopping.cancel();
     })
     .await;
-    emulator.shutdown.cancel();
+    if !emulator.shutdown.is_cancelled() {
+        // axum stopped on its own (the listener failed): every connection open now is closed.
+        open_at_shutdown.store(emulator.connections.len(), Ordering::SeqCst);
+        emulator.shutdown.cancel();
+    }
     emulator.connections.close();
-    let open = emulator.connections.len();
+    let open = open_at_shutdown.load(Ordering::SeqCst);
     if tokio::time::timeout(SHUTDOWN_GRACE, emulator.connections.wait())
         .await
         .is_err()
