@@ -221,6 +221,77 @@ async fn no_credentials_anywhere() {
     assert_eq!(profiles["isError"], false);
 }
 
+/// An instance metadata service that answers a token's request (`PUT`) with a token, or with
+/// `token_status` when it is not 200, and everything else with `status` (and no body).
+fn metadata_service(token_status: u16, status: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    let reply = match (buf.starts_with(b"PUT "), token_status) {
+                        (true, 200) => "HTTP/1.1 200 OK\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\ncontent-length: 5\r\n\r\ntoken".to_owned(),
+                        (true, refused) => format!("HTTP/1.1 {refused} Refused\r\ncontent-length: 0\r\n\r\n"),
+                        (false, _) => format!("HTTP/1.1 {status} Refused\r\ncontent-length: 0\r\n\r\n"),
+                    };
+                    if stream.write_all(reply.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+/// On a host whose instance metadata service refuses this process (turned off, or refusing
+/// this caller), every path says so as a credentials problem, whether the token's request or
+/// the credentials' was refused, instead of an unexpected failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_instance_metadata_service_is_named() {
+    for (token_status, status) in [(403, 403), (200, 403)] {
+        let refused = if token_status == 200 {
+            status
+        } else {
+            token_status
+        };
+        let message = format!(
+            "the instance metadata service refused to give credentials (HTTP {refused}): it is turned off for this instance or refuses this caller"
+        );
+        let imds = format!(
+            "http://127.0.0.1:{}",
+            metadata_service(token_status, status)
+        );
+        let server = Server::start(&with_limits(&[
+            ("AWS_EC2_METADATA_DISABLED", "false"),
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", &imds),
+            ("AWS_REGION", "us-east-1"),
+        ]));
+        let mut ws = server.connect().await;
+        for tool in [
+            "aws_get_credentials",
+            "aws_get_account_info",
+            "aws_validate_credentials",
+        ] {
+            let result = ws.call_tool(tool, json!({})).await;
+            assert_eq!(result["isError"], true, "{tool}");
+            assert_eq!(
+                result["structuredContent"],
+                json!({"error": "no_credentials", "message": message}),
+                "{tool}, token {token_status}, credentials {status}"
+            );
+        }
+        let reply = ws.envelope("aws/get-credentials", json!({})).await;
+        assert_eq!(reply["error_message"], message.as_str());
+        assert_eq!(reply["details"]["error"], "no_credentials");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_credentials_are_refused_by_sts() {
     let moto = Moto::start_with_iam_auth();

@@ -13,6 +13,7 @@
 
 use std::error::Error;
 
+use aws_config::imds::client::error::{ImdsError, TokenError};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
@@ -217,6 +218,14 @@ fn classify_chain(error: &(dyn Error + 'static)) -> (Cause, Option<&'static str>
     // What a credential provider said about itself, used when nothing below it says more.
     let mut provider_said: Option<Cause> = None;
     while let Some(err) = current {
+        if let Some(status) = err.downcast_ref::<ImdsError>().and_then(imds_refused) {
+            return (
+                Cause::Misconfigured(format!(
+                    "the instance metadata service refused to give credentials (HTTP {status}): it is turned off for this instance or refuses this caller"
+                )),
+                None,
+            );
+        }
         if let Some(sdk) = err.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>() {
             return (classify_sdk(sdk), Some(STS));
         }
@@ -249,6 +258,22 @@ fn classify_chain(error: &(dyn Error + 'static)) -> (Cause, Option<&'static str>
         current = err.source();
     }
     (provider_said.unwrap_or(Cause::Unexpected), None)
+}
+
+/// The status, when the instance metadata service answered 401 or 403 to the token's request
+/// (IMDSv2) or the credentials' (the SDK reports either as a provider error, which stops the
+/// default chain).
+fn imds_refused(error: &ImdsError) -> Option<u16> {
+    let status = match error {
+        ImdsError::FailedToLoadToken(_) => error
+            .source()
+            .and_then(|source| source.downcast_ref::<SdkError<TokenError, HttpResponse>>())
+            .and_then(SdkError::raw_response)
+            .map(|response| response.status().as_u16()),
+        ImdsError::ErrorResponse(context) => Some(context.response().status().as_u16()),
+        _ => None,
+    };
+    status.filter(|status| matches!(status, 401 | 403))
 }
 
 /// How messages name STS.
