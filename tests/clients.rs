@@ -1,8 +1,8 @@
 //! Real clients, unmodified: the official MCP Python SDK 1.x over WebSocket, Streamable HTTP
 //! (2025-11-25) and stdio; the SDK 2.x over Streamable HTTP and stdio (2026-07-28, found with
-//! `server/discover`); AWS's `mcp-proxy-for-aws` and this product's `proxy` against
-//! `serve --iam`, which checks their SigV4 signatures; and the reference document's Example 4
-//! (Node, `ws`).
+//! `server/discover`); the TypeScript SDK 1.x and 2.x over Streamable HTTP; AWS's
+//! `mcp-proxy-for-aws` and this product's `proxy` against `serve --iam`, which checks their
+//! SigV4 signatures; and the reference document's Example 4 (Node, `ws`).
 
 mod support;
 
@@ -258,6 +258,72 @@ fn python_sdks_over_streamable_http_in_both_eras() {
         "{methods:?}"
     );
     assert!(methods.iter().any(|m| m == "tools/call"), "{methods:?}");
+}
+
+/// The official TypeScript SDK's Streamable HTTP client (the MCP Inspector's, and most desktop
+/// hosts'), 1.x (`@modelcontextprotocol/sdk`) and 2.x (`@modelcontextprotocol/client`),
+/// unmodified: each connects, lists the tools and calls them, and reads a tool error as a
+/// result. Each also asks for a server-sent stream with a GET after `initialized`: 405 (none is
+/// offered) is what the SDKs accept silently; any other refusal reaches `errors`.
+#[test]
+fn typescript_sdks_over_streamable_http() {
+    let moto = Moto::start();
+    let server = server(&moto);
+    let url = format!("http://{}/mcp", server.addr);
+    let script = node_dir().join("ts_client.mjs");
+    for generation in ["1", "2"] {
+        let output = output_within(
+            Command::new("node")
+                .arg(&script)
+                .args([url.as_str(), generation]),
+            LIMIT,
+        );
+        let seen = report(&output, &server);
+        assert_eq!(
+            seen["protocol_version"], "2025-11-25",
+            "{generation}: {seen}"
+        );
+        assert_eq!(
+            seen["server"]["name"], "mcp-aws-tools",
+            "{generation}: {seen}"
+        );
+        assert_eq!(
+            seen["tools"],
+            json!([
+                "aws_get_account_info",
+                "aws_get_credentials",
+                "aws_list_profiles",
+                "aws_set_environment",
+                "aws_validate_credentials"
+            ]),
+            "{generation}: {seen}"
+        );
+        assert_eq!(seen["errors"], json!([]), "{generation}: {seen}");
+        let calls = &seen["calls"];
+        let credentials = &calls["1:aws_get_credentials"];
+        assert_eq!(
+            credentials["is_error"], false,
+            "{generation}: {credentials}"
+        );
+        assert_eq!(
+            credentials["structured"]["credentials"]["access_key_id"],
+            "AKIACLIENT..."
+        );
+        assert_eq!(
+            credentials["structured"]["credentials"]["secret_access_key"],
+            "***"
+        );
+        assert_eq!(
+            calls["2:aws_get_account_info"]["structured"]["account_id"], "123456789012",
+            "{generation}: {calls}"
+        );
+        let refused = &calls["3:aws_get_credentials"];
+        assert_eq!(refused["is_error"], true, "{generation}: {refused}");
+        assert_eq!(refused["structured"]["error"], "validation_error");
+        assert_eq!(refused["structured"]["field"], "profile");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(!stdout.contains("clientsSecretExample"), "{stdout}");
+    }
 }
 
 /// `serve --iam` with moto's IAM user as its credentials: only requests signed with them pass.

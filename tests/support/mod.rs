@@ -131,14 +131,15 @@ fn venv(name: &str, requirements: &str) -> PathBuf {
     dir.join("venv/bin/python")
 }
 
-/// `tests/support/node` with its `node_modules` installed by `npm ci`.
+/// `tests/support/node` with its `node_modules` installed by `npm ci` (again when the lock file
+/// changes); its scripts are copied beside them on every run, so that an edited script is run.
 pub fn node_dir() -> &'static Path {
     static NODE: OnceLock<PathBuf> = OnceLock::new();
     NODE.get_or_init(|| {
         let source = repo().join("tests/support/node");
         let lock = source.join("package-lock.json");
-        provision("node", &lock, |dir| {
-            for file in ["package.json", "package-lock.json", "example4.js"] {
+        let dir = provision("node", &lock, |dir| {
+            for file in ["package.json", "package-lock.json"] {
                 std::fs::copy(source.join(file), dir.join(file)).expect("copy node files");
             }
             run(
@@ -147,7 +148,11 @@ pub fn node_dir() -> &'static Path {
                     .current_dir(dir),
                 "npm ci",
             );
-        })
+        });
+        for file in ["example4.js", "ts_client.mjs"] {
+            std::fs::copy(source.join(file), dir.join(file)).expect("copy node scripts");
+        }
+        dir
     })
 }
 

@@ -1,0 +1,40 @@
+// The official MCP TypeScript SDK's Streamable HTTP client, unmodified, against URL: connect
+// (initialize), tools/list, then tool calls; prints one JSON line of what it saw.
+// Usage: node ts_client.mjs URL GENERATION
+//   GENERATION 1: @modelcontextprotocol/sdk 1.x; 2: @modelcontextprotocol/client 2.x.
+const [url, generation] = process.argv.slice(2);
+let Client, StreamableHTTPClientTransport;
+if (generation === "2") {
+  ({ Client, StreamableHTTPClientTransport } = await import("@modelcontextprotocol/client"));
+} else {
+  ({ Client } = await import("@modelcontextprotocol/sdk/client/index.js"));
+  ({ StreamableHTTPClientTransport } = await import(
+    "@modelcontextprotocol/sdk/client/streamableHttp.js"
+  ));
+}
+const client = new Client({ name: `ts-sdk-${generation}`, version: "1.0.0" });
+const transport = new StreamableHTTPClientTransport(new URL(url));
+const errors = [];
+client.onerror = (error) => errors.push(String(error));
+await client.connect(transport);
+const seen = {
+  server: client.getServerVersion(),
+  protocol_version: transport.protocolVersion ?? null,
+  tools: (await client.listTools()).tools.map((tool) => tool.name).sort(),
+  calls: {},
+};
+const calls = [
+  ["aws_get_credentials", {}],
+  ["aws_get_account_info", {}],
+  ["aws_get_credentials", { profile: 7 }],
+];
+for (const [index, [name, args]] of calls.entries()) {
+  const result = await client.callTool({ name, arguments: args });
+  seen.calls[`${index + 1}:${name}`] = {
+    is_error: result.isError ?? false,
+    structured: result.structuredContent ?? null,
+  };
+}
+await client.close();
+seen.errors = errors;
+console.log(JSON.stringify(seen));
