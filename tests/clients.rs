@@ -261,7 +261,8 @@ fn python_sdks_over_streamable_http_in_both_eras() {
 }
 
 /// The official TypeScript SDK's Streamable HTTP client (the MCP Inspector's, and most desktop
-/// hosts'), 1.x (`@modelcontextprotocol/sdk`) and 2.x (`@modelcontextprotocol/client`),
+/// hosts'), 1.x (`@modelcontextprotocol/sdk`) and 2.x (`@modelcontextprotocol/client`, as it
+/// comes, and with its opt-in negotiation that finds 2026-07-28 through `server/discover`),
 /// unmodified: each connects, lists the tools and calls them, and reads a tool error as a
 /// result. Each also asks for a server-sent stream with a GET after `initialized`: 405 (none is
 /// offered) is what the SDKs accept silently; any other refusal reaches `errors`.
@@ -271,7 +272,11 @@ fn typescript_sdks_over_streamable_http() {
     let server = server(&moto);
     let url = format!("http://{}/mcp", server.addr);
     let script = node_dir().join("ts_client.mjs");
-    for generation in ["1", "2"] {
+    for (generation, version) in [
+        ("1", "2025-11-25"),
+        ("2", "2025-11-25"),
+        ("2-auto", "2026-07-28"),
+    ] {
         let output = output_within(
             Command::new("node")
                 .arg(&script)
@@ -279,10 +284,7 @@ fn typescript_sdks_over_streamable_http() {
             LIMIT,
         );
         let seen = report(&output, &server);
-        assert_eq!(
-            seen["protocol_version"], "2025-11-25",
-            "{generation}: {seen}"
-        );
+        assert_eq!(seen["protocol_version"], version, "{generation}: {seen}");
         assert_eq!(
             seen["server"]["name"], "mcp-aws-tools",
             "{generation}: {seen}"
@@ -324,6 +326,21 @@ fn typescript_sdks_over_streamable_http() {
         let stdout = String::from_utf8_lossy(&output.stdout);
         assert!(!stdout.contains("clientsSecretExample"), "{stdout}");
     }
+    // The opt-in client asked server/discover and sent no initialize in 2026-07-28.
+    let modern: Vec<String> = server
+        .logs
+        .records()
+        .iter()
+        .filter(|r| r["fields"]["format"] == "mcp 2026-07-28")
+        .filter_map(|r| r["fields"]["method"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        modern.first().map(String::as_str),
+        Some("server/discover"),
+        "{modern:?}"
+    );
+    assert!(!modern.iter().any(|m| m == "initialize"), "{modern:?}");
+    assert!(modern.iter().any(|m| m == "tools/call"), "{modern:?}");
 }
 
 /// `serve --iam` with moto's IAM user as its credentials: only requests signed with them pass.

@@ -1,10 +1,12 @@
 // The official MCP TypeScript SDK's Streamable HTTP client, unmodified, against URL: connect
 // (initialize), tools/list, then tool calls; prints one JSON line of what it saw.
 // Usage: node ts_client.mjs URL GENERATION
-//   GENERATION 1: @modelcontextprotocol/sdk 1.x; 2: @modelcontextprotocol/client 2.x.
+//   GENERATION 1: @modelcontextprotocol/sdk 1.x; 2: @modelcontextprotocol/client 2.x, as it
+//   comes (2025-era `initialize`); 2-auto: the same with `versionNegotiation: { mode: "auto" }`
+//   (2026-07-28 through `server/discover`, falling back to `initialize`).
 const [url, generation] = process.argv.slice(2);
 let Client, StreamableHTTPClientTransport;
-if (generation === "2") {
+if (generation.startsWith("2")) {
   ({ Client, StreamableHTTPClientTransport } = await import("@modelcontextprotocol/client"));
 } else {
   ({ Client } = await import("@modelcontextprotocol/sdk/client/index.js"));
@@ -12,7 +14,8 @@ if (generation === "2") {
     "@modelcontextprotocol/sdk/client/streamableHttp.js"
   ));
 }
-const client = new Client({ name: `ts-sdk-${generation}`, version: "1.0.0" });
+const options = generation === "2-auto" ? { versionNegotiation: { mode: "auto" } } : undefined;
+const client = new Client({ name: `ts-sdk-${generation}`, version: "1.0.0" }, options);
 const transport = new StreamableHTTPClientTransport(new URL(url));
 const errors = [];
 client.onerror = (error) => errors.push(String(error));
