@@ -603,10 +603,10 @@ async fn an_unreachable_endpoint_is_one_cause_on_every_path() {
 }
 
 /// AWS endpoints are checked against the roots compiled into the binary, which do not include
-/// a private CA; `SSL_CERT_FILE` puts a bundle of one's own in their place, as for a VPC
-/// endpoint or a TLS-inspecting proxy.
+/// a private CA; `SSL_CERT_FILE` or `AWS_CA_BUNDLE` puts a bundle of one's own in their place,
+/// as for a VPC endpoint or a TLS-inspecting proxy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_ca_is_trusted_through_ssl_cert_file_only() {
+async fn a_private_ca_is_trusted_through_its_bundle_only() {
     let moto = Moto::start();
     let front = support::TlsFront::start(moto.port);
     let ca_pem = front.ca_pem.display().to_string();
@@ -629,20 +629,25 @@ async fn a_private_ca_is_trusted_through_ssl_cert_file_only() {
             (
                 json!("client_error"),
                 Value::Null,
-                "AWS STS presented a certificate no trusted root vouches for; set SSL_CERT_FILE to the CA bundle of the endpoint or proxy".to_owned()
+                "AWS STS presented a certificate no trusted root vouches for; set AWS_CA_BUNDLE (or SSL_CERT_FILE) to the CA bundle of the endpoint or proxy".to_owned()
             )
         );
     }
 
-    let mut trusting_env = with_limits(&env);
-    trusting_env.push(("SSL_CERT_FILE", &ca_pem));
-    let trusting = Server::start(&trusting_env);
-    let mut ws = trusting.connect().await;
-    let info = ws.call_tool("aws_get_account_info", json!({})).await;
-    assert_eq!(info["isError"], false, "{info}");
-    assert_eq!(info["structuredContent"]["account_id"], "123456789012");
-    let valid = ws.call_tool("aws_validate_credentials", json!({})).await;
-    assert_eq!(valid["structuredContent"]["valid"], true, "{valid}");
+    for variable in ["SSL_CERT_FILE", "AWS_CA_BUNDLE"] {
+        let mut trusting_env = with_limits(&env);
+        trusting_env.push((variable, &ca_pem));
+        let trusting = Server::start(&trusting_env);
+        let mut ws = trusting.connect().await;
+        let info = ws.call_tool("aws_get_account_info", json!({})).await;
+        assert_eq!(info["isError"], false, "{variable}: {info}");
+        assert_eq!(info["structuredContent"]["account_id"], "123456789012");
+        let valid = ws.call_tool("aws_validate_credentials", json!({})).await;
+        assert_eq!(
+            valid["structuredContent"]["valid"], true,
+            "{variable}: {valid}"
+        );
+    }
 }
 
 /// Both deadlines of a call (the SDK's operation time-out, the tool call's own) end in the same

@@ -37,7 +37,7 @@ pub enum Cause {
     /// The endpoint could not be reached (connection refused, name resolution, TLS).
     Unreachable,
     /// The endpoint's certificate is not vouched for by a trusted root: the compiled-in roots,
-    /// or the bundle `SSL_CERT_FILE`/`SSL_CERT_DIR` name.
+    /// or the bundle `AWS_CA_BUNDLE` or `SSL_CERT_FILE`/`SSL_CERT_DIR` name.
     Untrusted,
     /// The configuration is wrong; the text says what, in one sentence, and is safe to show.
     Misconfigured(String),
@@ -339,7 +339,7 @@ impl AwsError {
             Cause::TimedOut => format!("{service} did not answer within the time-out"),
             Cause::Unreachable => format!("{service} could not be reached"),
             Cause::Untrusted => format!(
-                "{service} presented a certificate no trusted root vouches for; set SSL_CERT_FILE to the CA bundle of the endpoint or proxy"
+                "{service} presented a certificate no trusted root vouches for; set AWS_CA_BUNDLE (or SSL_CERT_FILE) to the CA bundle of the endpoint or proxy"
             ),
             Cause::Misconfigured(what) => what.clone(),
             Cause::Unexpected => format!("{service} failed in an unexpected way"),
