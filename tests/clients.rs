@@ -1,8 +1,8 @@
 //! Real clients, unmodified: the official MCP Python SDK 1.x over WebSocket, Streamable HTTP
 //! (2025-11-25) and stdio; the SDK 2.x over Streamable HTTP and stdio (2026-07-28, found with
-//! `server/discover`); the TypeScript SDK 1.x and 2.x over Streamable HTTP; AWS's
-//! `mcp-proxy-for-aws` and this product's `proxy` against `serve --iam`, which checks their
-//! SigV4 signatures; and the reference document's Example 4 (Node, `ws`).
+//! `server/discover`); the TypeScript SDK 1.x and 2.x over Streamable HTTP, and 1.x over
+//! WebSocket; AWS's `mcp-proxy-for-aws` and this product's `proxy` against `serve --iam`, which
+//! checks their SigV4 signatures; and the reference document's Example 4 (Node, `ws`).
 
 mod support;
 
@@ -262,20 +262,22 @@ fn python_sdks_over_streamable_http_in_both_eras() {
 
 /// The official TypeScript SDK's Streamable HTTP client (the MCP Inspector's, and most desktop
 /// hosts'), 1.x (`@modelcontextprotocol/sdk`) and 2.x (`@modelcontextprotocol/client`, as it
-/// comes, and with its opt-in negotiation that finds 2026-07-28 through `server/discover`),
-/// unmodified: each connects, lists the tools and calls them, and reads a tool error as a
-/// result. Each also asks for a server-sent stream with a GET after `initialized`: 405 (none is
+/// comes, and with its opt-in negotiation that finds 2026-07-28 through `server/discover`), and
+/// the 1.x SDK's WebSocket client, unmodified: each connects, lists the tools and calls them,
+/// and reads a tool error as a result. Each also asks for a server-sent stream with a GET after `initialized`: 405 (none is
 /// offered) is what the SDKs accept silently; any other refusal reaches `errors`.
 #[test]
-fn typescript_sdks_over_streamable_http() {
+fn typescript_sdks_over_streamable_http_and_websocket() {
     let moto = Moto::start();
     let server = server(&moto);
     let url = format!("http://{}/mcp", server.addr);
+    let ws_url = server.ws_url();
     let script = node_dir().join("ts_client.mjs");
-    for (generation, version) in [
-        ("1", "2025-11-25"),
-        ("2", "2025-11-25"),
-        ("2-auto", "2026-07-28"),
+    for (generation, url, version) in [
+        ("1", &url, "2025-11-25"),
+        ("1-ws", &ws_url, "2025-11-25"),
+        ("2", &url, "2025-11-25"),
+        ("2-auto", &url, "2026-07-28"),
     ] {
         let output = output_within(
             Command::new("node")

@@ -3,9 +3,10 @@
 // Usage: node ts_client.mjs URL GENERATION
 //   GENERATION 1: @modelcontextprotocol/sdk 1.x; 2: @modelcontextprotocol/client 2.x, as it
 //   comes (2025-era `initialize`); 2-auto: the same with `versionNegotiation: { mode: "auto" }`
-//   (2026-07-28 through `server/discover`, falling back to `initialize`).
+//   (2026-07-28 through `server/discover`, falling back to `initialize`); 1-ws: the 1.x SDK's
+//   WebSocket client (2.x has none), URL being `ws://.../ws`.
 const [url, generation] = process.argv.slice(2);
-let Client, StreamableHTTPClientTransport;
+let Client, StreamableHTTPClientTransport, WebSocketClientTransport;
 if (generation.startsWith("2")) {
   ({ Client, StreamableHTTPClientTransport } = await import("@modelcontextprotocol/client"));
 } else {
@@ -13,10 +14,20 @@ if (generation.startsWith("2")) {
   ({ StreamableHTTPClientTransport } = await import(
     "@modelcontextprotocol/sdk/client/streamableHttp.js"
   ));
+  ({ WebSocketClientTransport } = await import("@modelcontextprotocol/sdk/client/websocket.js"));
+  // The WebSocket client uses the global WebSocket, which Node has from version 22 on.
+  globalThis.WebSocket ??= (await import("ws")).WebSocket;
 }
 const options = generation === "2-auto" ? { versionNegotiation: { mode: "auto" } } : undefined;
 const client = new Client({ name: `ts-sdk-${generation}`, version: "1.0.0" }, options);
-const transport = new StreamableHTTPClientTransport(new URL(url));
+const transport =
+  generation === "1-ws"
+    ? new WebSocketClientTransport(new URL(url))
+    : new StreamableHTTPClientTransport(new URL(url));
+// The version the client settled on, as the client hands it to a transport that keeps one.
+transport.setProtocolVersion ??= (version) => {
+  transport.protocolVersion = version;
+};
 const errors = [];
 client.onerror = (error) => errors.push(String(error));
 await client.connect(transport);
