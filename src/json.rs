@@ -5,6 +5,7 @@
 //! [`Text`] copies short pieces in place. It halves the time to write a tool's answer. This
 //! module depends on nothing else in the crate: the tools and the wire formats both use it.
 
+use std::fmt;
 use std::io;
 
 use serde::Serialize;
@@ -110,6 +111,29 @@ impl Writer {
     }
 }
 
+/// Writes `text` as the inside of a JSON string (no quotes), escaped as serde_json escapes it:
+/// the runs between escapes are written whole (log records, where escapes are rare).
+pub fn escape<W: fmt::Write + ?Sized>(out: &mut W, text: &str) -> fmt::Result {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    for (at, &byte) in bytes.iter().enumerate() {
+        let escape = ESCAPES[usize::from(byte)];
+        if escape == 0 {
+            continue;
+        }
+        // An escaped byte is ASCII, so `at` is a character boundary.
+        out.write_str(&text[start..at])?;
+        start = at + 1;
+        if escape == b'u' {
+            write!(out, "\\u{byte:04x}")?;
+        } else {
+            out.write_char('\\')?;
+            out.write_char(char::from(escape))?;
+        }
+    }
+    out.write_str(&text[start..])
+}
+
 /// How each byte is written in a JSON string, as serde_json writes it: itself (0), after a
 /// backslash (`"`, `\` and the control characters with a short escape), or as `\u00XX` (`u`,
 /// the other control characters). Bytes of 0x80 and above are parts of UTF-8 characters,
@@ -166,6 +190,26 @@ impl io::Write for Text {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
+
+    /// [`escape`] writes what serde_json writes inside a string's quotes, for every byte
+    /// that needs an escape, at the start, the end and between runs of text.
+    #[test]
+    fn escape_is_serde_jsons() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for text in [
+            "",
+            "plain",
+            "\"",
+            "\\\\",
+            "a\nb\tc\u{1}\u{1f}d",
+            "é ✓ 🦀 \u{7f} \"quoted\"",
+            every_ascii.as_str(),
+        ] {
+            let mut out = String::new();
+            escape(&mut out, text).unwrap();
+            assert_eq!(format!("\"{out}\""), serde_json::to_string(text).unwrap());
+        }
+    }
 
     /// The text is serde_json's, byte for byte, for pieces short and long, escapes, non-ASCII
     /// text and every kind of value; a frame written around one holds it as it is.

@@ -18,10 +18,12 @@
 //!
 //! The omission: a JSON record carries its span (`span`: the event's `api_request_id`) but not
 //! also the list of spans (`spans`), which here always held that one span again: records are
-//! about a fifth smaller in CloudWatch Logs, and cheaper to write.
+//! about a fifth smaller in CloudWatch Logs, and cheaper to write. The JSON record is written by
+//! the `json` module: the same record as tracing-subscriber's JSON format, at a fraction of its cost.
 
 #[cfg(feature = "serve")]
 mod batch;
+mod json;
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -140,7 +142,13 @@ pub fn init_with_default(output: Output, default: Option<&str>) -> Flush {
         .with_writer(writer);
     let registry = tracing_subscriber::registry().with(targets);
     let installed = if json {
-        registry.with(layer.json().with_span_list(false)).try_init()
+        registry
+            .with(
+                layer
+                    .fmt_fields(json::SpanFields)
+                    .event_format(json::Record),
+            )
+            .try_init()
     } else {
         registry.with(layer).try_init()
     };

@@ -1,0 +1,296 @@
+//! The JSON log record (`AWS_LAMBDA_LOG_FORMAT=JSON`), written straight into the record's
+//! buffer.
+//!
+//! The record is the one tracing-subscriber's JSON format writes with this service's settings,
+//! key for key and value for value: `level`, `fields` (in the order the event records them)
+//! and `span` (the current span's fields and its `name`); no time (Lambda adds it), no target,
+//! no list of spans. tracing-subscriber writes it through serde_json into an `io::Write` that
+//! checks every piece as UTF-8 (a quote, a colon, a key), and parses the span's fields back
+//! from JSON text for every record: about 27,000 instructions a record, the largest single
+//! cost of a `ping` through `serve`. Here each piece is appended to the record's `String` as
+//! it is, and a span's fields are kept as JSON text that is copied into each record.
+
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::json::escape;
+
+/// A span's fields as the members of a JSON object, without its braces (`"a":1,"b":"x"`), so
+/// that each record copies them as they are.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SpanFields;
+
+impl<'w> FormatFields<'w> for SpanFields {
+    fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut members = Members::new(&mut writer, true);
+        fields.record(&mut members);
+        members.result
+    }
+
+    /// Fields recorded on a span after it was made are appended; one recorded twice then
+    /// appears twice, and a JSON reader keeps the later value, as tracing-subscriber does.
+    fn add_fields(
+        &self,
+        current: &'w mut FormattedFields<Self>,
+        fields: &tracing::span::Record<'_>,
+    ) -> fmt::Result {
+        let first = current.fields.is_empty();
+        let mut writer = current.as_writer();
+        let mut members = Members::new(&mut writer, first);
+        fields.record(&mut members);
+        members.result
+    }
+}
+
+/// The record: `{"level":…,"fields":{…},"span":{…,"name":…}}` and a newline.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Record;
+
+impl<S> FormatEvent<S, SpanFields> for Record
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, SpanFields>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        writer.write_str("{\"level\":\"")?;
+        writer.write_str(event.metadata().level().as_str())?;
+        writer.write_str("\",\"fields\":{")?;
+        let mut members = Members::new(&mut writer, true);
+        event.record(&mut members);
+        members.result?;
+        writer.write_char('}')?;
+        let span = event
+            .parent()
+            .and_then(|id| ctx.span(id))
+            .or_else(|| ctx.lookup_current());
+        if let Some(span) = span {
+            writer.write_str(",\"span\":{")?;
+            let extensions = span.extensions();
+            if let Some(fields) = extensions.get::<FormattedFields<SpanFields>>()
+                && !fields.fields.is_empty()
+            {
+                writer.write_str(&fields.fields)?;
+                writer.write_char(',')?;
+            }
+            writer.write_str("\"name\":")?;
+            string(&mut writer, span.metadata().name())?;
+            writer.write_char('}')?;
+        }
+        writer.write_str("}\n")
+    }
+}
+
+/// Writes fields as members of a JSON object, each value as serde_json writes it (through
+/// tracing-serde, for the event's fields): strings and `Debug`/`Display` values as strings,
+/// integers, floats and booleans as they are. 128-bit integers and errors come through
+/// `record_debug`, as they do there.
+struct Members<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl<'a, 'w> Members<'a, 'w> {
+    fn new(writer: &'a mut Writer<'w>, first: bool) -> Self {
+        Members {
+            writer,
+            first,
+            result: Ok(()),
+        }
+    }
+
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        if self.result.is_err() {
+            return;
+        }
+        self.result = (|| {
+            if !std::mem::take(&mut self.first) {
+                self.writer.write_char(',')?;
+            }
+            string(self.writer, field.name())?;
+            self.writer.write_char(':')?;
+            value(self.writer)
+        })();
+    }
+}
+
+impl Visit for Members<'_, '_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |writer| string(writer, value));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |writer| {
+            writer.write_char('"')?;
+            write!(Escaped(writer), "{value:?}")?;
+            writer.write_char('"')
+        });
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.member(field, |writer| {
+            writer.write_str(if value { "true" } else { "false" })
+        });
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.member(field, |writer| write!(writer, "{value}"));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.member(field, |writer| write!(writer, "{value}"));
+    }
+
+    /// As serde_json writes it: the shortest text that reads back the same (`1.0`, `1e21`),
+    /// and `null` for a value that is not finite.
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.member(field, |writer| match serde_json::Number::from_f64(value) {
+            Some(number) => write!(writer, "{number}"),
+            None => writer.write_str("null"),
+        });
+    }
+}
+
+/// `text` as a JSON string, quotes included.
+fn string(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
+    writer.write_char('"')?;
+    escape(writer, text)?;
+    writer.write_char('"')
+}
+
+/// Escapes what is written through it, as the inside of a JSON string.
+struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        escape(self.0, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+    use tracing::subscriber::with_default;
+    use tracing_subscriber::fmt::MakeWriter;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Lines(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Lines {
+        type Writer = Lines;
+        fn make_writer(&'a self) -> Lines {
+            self.clone()
+        }
+    }
+
+    impl Lines {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    /// Every kind of field, in events with and without a span, a span with no fields, one with
+    /// fields recorded after it was made, and text that needs escaping.
+    fn events() {
+        let odd = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \u{0} é ✓ 🦀 \u{7f}";
+        tracing::info!("no span, message only");
+        tracing::warn!(
+            text = odd,
+            display = %odd,
+            debug = ?odd,
+            unsigned = u64::MAX,
+            signed = i64::MIN,
+            wide = u128::MAX,
+            yes = true,
+            no = false,
+            whole = 1.0_f64,
+            fraction = 0.1_f64,
+            large = 1e21_f64,
+            tiny = 5e-324_f64,
+            nan = f64::NAN,
+            infinite = f64::INFINITY,
+            some = Some("x"),
+            none = None::<&str>,
+            "message with {} and \"quotes\"",
+            "arguments"
+        );
+        let error = std::io::Error::other("an error \"quoted\"");
+        tracing::error!(error = &error as &dyn std::error::Error, "an error field");
+        tracing::info_span!("event", api_request_id = "req-1", odd).in_scope(|| {
+            tracing::info!(connection_id = %"c1", duration_ms = 0.25, "message");
+            tracing::info_span!("inner").in_scope(|| tracing::info!("in a span with no fields"));
+        });
+        let later = tracing::info_span!("later", first = 1, second = tracing::field::Empty);
+        later.record("second", "recorded after");
+        later.in_scope(|| tracing::info!("after a record"));
+        let empty = tracing::info_span!("empty", only = tracing::field::Empty);
+        empty.record("only", 7);
+        empty.in_scope(|| tracing::info!("a span whose only field came later"));
+        tracing::info!(parent: &later, "explicit parent, outside it");
+    }
+
+    fn records(text: &str) -> Vec<Value> {
+        text.lines()
+            .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+            .collect()
+    }
+
+    /// The same records as tracing-subscriber's JSON format with the service's settings (read
+    /// as JSON: key order within `span` differs, as it sorts a span's fields), one line each.
+    #[test]
+    fn records_are_tracing_subscribers() {
+        let ours = Lines::default();
+        let theirs = Lines::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(ours.clone())
+                    .fmt_fields(SpanFields)
+                    .event_format(Record),
+            )
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(theirs.clone())
+                    .with_target(false)
+                    .without_time()
+                    .with_ansi(false)
+                    .json()
+                    .with_span_list(false),
+            );
+        with_default(subscriber, events);
+        let (ours, theirs) = (ours.text(), theirs.text());
+        assert_eq!(ours.lines().count(), 8, "{ours}");
+        assert_eq!(records(&ours), records(&theirs), "\n{ours}\n{theirs}");
+        assert!(ours.ends_with('\n'));
+        // The event's fields keep their order, as tracing-subscriber writes them.
+        for (mine, its) in ours.lines().zip(theirs.lines()) {
+            let fields = |line: &str| line[..line.find("},").unwrap_or(line.len())].to_owned();
+            assert_eq!(fields(mine), fields(its));
+        }
+    }
+}
