@@ -82,7 +82,7 @@ pub async fn handle(state: &AppState, origin: &Origin, fields: Fields) -> (Strin
     let request_id = fields.message_id.as_ref().filter(|id| {
         id.as_str().is_some_and(|s| s.len() <= MAX_ID_BYTES) || id.is_i64() || id.is_u64()
     });
-    summary.request_id = request_id.map(|id| loggable(&id_text(id)));
+    summary.request_id = request_id.map(|id| loggable(&id_text(id)).to_owned());
     summary.method = Some(
         fields
             .method

@@ -309,7 +309,7 @@ pub async fn handle(
         }
     };
     let (reply, mut summary) = handle_message(state, origin, id.as_ref(), message).await;
-    summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()));
+    summary.request_id = id.as_ref().map(|id| loggable(&id.to_string()).to_owned());
     (reply, summary)
 }
 

@@ -84,8 +84,16 @@ pub const MAX_ID_BYTES: usize = 256;
 
 /// Client-supplied identifiers (connection and request ids) as they may appear in a log record:
 /// at most 64 characters. Other client text (methods, names, values) is never echoed.
-pub(crate) fn loggable(text: &str) -> String {
-    text.chars().take(64).collect()
+pub(crate) fn loggable(text: &str) -> &str {
+    const MAX_CHARS: usize = 64;
+    // No more bytes than that is no more characters (the usual case: ids are ASCII).
+    if text.len() <= MAX_CHARS {
+        return text;
+    }
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    }
 }
 
 /// Decodes one WebSocket message, runs it, and returns the reply to send, if any. No reply is
@@ -284,4 +292,27 @@ static JSONRPC: LazyLock<Finder> = LazyLock::new(|| Finder::new(b"\"jsonrpc\""))
 
 fn contains(body: &[u8], needle: &Finder) -> bool {
     needle.find(body).is_some()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::loggable;
+
+    /// At most 64 characters, cut at a character's boundary, whatever the text.
+    #[test]
+    fn loggable_ids_are_cut_at_64_characters() {
+        assert_eq!(loggable(""), "");
+        assert_eq!(loggable("L3xbKdJroAMCL8g="), "L3xbKdJroAMCL8g=");
+        let ascii = "a".repeat(64);
+        assert_eq!(loggable(&ascii), ascii);
+        assert_eq!(loggable(&"b".repeat(65)), "b".repeat(64));
+        for text in [
+            "é".repeat(40),
+            "✓".repeat(100),
+            format!("{}🦀🦀", "x".repeat(63)),
+        ] {
+            let expected: String = text.chars().take(64).collect();
+            assert_eq!(loggable(&text), expected, "{text}");
+        }
+    }
 }
