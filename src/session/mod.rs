@@ -25,7 +25,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_credential_types::Credentials;
 use base64::Engine;
 use ring::rand::SecureRandom;
-use serde_json::{Value, json};
 
 pub use limits::{Gcra, RateLimited};
 use seal::{Binding, Sealer};
@@ -46,16 +45,17 @@ impl Scope {
     /// The store's key.
     pub fn key(&self) -> String {
         match self {
-            Scope::Connection(id) => format!("connection#{id}"),
-            Scope::Environment(id) => format!("environment#{id}"),
-            Scope::Caller(binding) => format!("caller#{binding}"),
+            Scope::Connection(id) => ["connection#", id].concat(),
+            Scope::Environment(id) => ["environment#", id].concat(),
+            Scope::Caller(binding) => ["caller#", binding].concat(),
         }
     }
 }
 
 /// Who is calling, as API Gateway's request context says (with IAM authorization: the
-/// principal's ARN and account), and from where.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// principal's ARN and account), and from where. As tools report it:
+/// `{"arn", "account_id", "source_ip"}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Caller {
     pub arn: Option<String>,
     pub account_id: Option<String>,
@@ -66,19 +66,14 @@ impl Caller {
     /// What a handle is bound to: the IAM principal when known, else the source address.
     pub fn binding(&self) -> String {
         match (&self.arn, &self.source_ip) {
-            (Some(arn), _) => format!("arn:{arn}"),
-            (None, Some(ip)) => format!("ip:{ip}"),
+            (Some(arn), _) => ["arn:", arn].concat(),
+            (None, Some(ip)) => ["ip:", ip].concat(),
             (None, None) => "anonymous".into(),
         }
     }
 
     pub fn is_known(&self) -> bool {
         self.arn.is_some() || self.source_ip.is_some()
-    }
-
-    /// As tools report it: `{"arn", "account_id", "source_ip"}`.
-    pub fn to_json(&self) -> Value {
-        json!({"arn": self.arn, "account_id": self.account_id, "source_ip": self.source_ip})
     }
 }
 
@@ -637,4 +632,39 @@ fn new_handle_id() -> Result<String, seal::SealError> {
         "env_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Caller, Scope};
+
+    /// As tools report a caller: every key, in this order, `null` for what is not known.
+    #[test]
+    fn a_caller_is_reported_with_every_key() {
+        let caller = Caller {
+            arn: Some("arn:aws:iam::123456789012:user/a \"q\"".to_owned()),
+            account_id: None,
+            source_ip: Some("192.0.2.7".to_owned()),
+        };
+        assert_eq!(
+            serde_json::to_string(&caller).unwrap(),
+            r#"{"arn":"arn:aws:iam::123456789012:user/a \"q\"","account_id":null,"source_ip":"192.0.2.7"}"#
+        );
+    }
+
+    #[test]
+    fn store_keys_and_bindings() {
+        assert_eq!(Scope::Connection("c1=".into()).key(), "connection#c1=");
+        assert_eq!(Scope::Environment("e1".into()).key(), "environment#e1");
+        assert_eq!(
+            Scope::Caller("ip:192.0.2.7".into()).key(),
+            "caller#ip:192.0.2.7"
+        );
+        let mut caller = Caller::default();
+        assert_eq!(caller.binding(), "anonymous");
+        caller.source_ip = Some("192.0.2.7".into());
+        assert_eq!(caller.binding(), "ip:192.0.2.7");
+        caller.arn = Some("arn:aws:iam::123456789012:user/a".into());
+        assert_eq!(caller.binding(), "arn:arn:aws:iam::123456789012:user/a");
+    }
 }

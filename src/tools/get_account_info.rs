@@ -62,6 +62,6 @@ pub(super) async fn run(
         "profile": context.resolved.source.profile(),
         "credentials_source": context.resolved.source.label(),
         "cached": cached,
-        "caller": caller.is_known().then(|| caller.to_json()),
+        "caller": caller.is_known().then_some(caller),
     }))
 }

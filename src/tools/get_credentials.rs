@@ -11,6 +11,7 @@ use super::{
 };
 use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
 use crate::json::{self, Json};
+use crate::session::Caller;
 
 pub(super) fn spec() -> Spec {
     Spec {
@@ -146,7 +147,7 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
         },
     };
     let caller = call.caller();
-    let caller = caller.is_known().then(|| caller.to_json());
+    let caller = caller.is_known().then_some(caller);
     Ok(ToolReply::written(write_answer(
         &caller,
         shown,
@@ -157,7 +158,7 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
 /// The answer's text: `{"caller":…,"credentials":…,"environment_variables":…,"metadata":…,
 /// "timestamp":…}`, the middle written from `shown` unless this thread wrote the same last.
 fn write_answer(
-    caller: &Option<Value>,
+    caller: &Option<&Caller>,
     shown: Shown,
     timestamp: &str,
 ) -> Result<Json, serde_json::Error> {
@@ -287,10 +288,10 @@ mod tests {
     }
 
     /// The answer as one object of all its fields, written by serde.
-    fn typed(caller: &Option<Value>, shown: &Shown, timestamp: &str) -> String {
+    fn typed(caller: &Option<&Caller>, shown: &Shown, timestamp: &str) -> String {
         #[derive(Serialize)]
         struct Answer<'a> {
-            caller: &'a Option<Value>,
+            caller: &'a Option<&'a Caller>,
             credentials: &'a ShownCredentials,
             environment_variables: &'a Variables,
             metadata: &'a Metadata,
@@ -311,12 +312,17 @@ mod tests {
     /// token is never answered with the fields written before it.
     #[test]
     fn answers_are_written_again_when_what_they_show_changes() {
-        let caller = Some(json!({"arn": "arn:aws:iam::123456789012:user/a", "source_ip": null}));
+        let someone = Caller {
+            arn: Some("arn:aws:iam::123456789012:user/a".to_owned()),
+            account_id: None,
+            source_ip: Some("192.0.2.7".to_owned()),
+        };
+        let caller = Some(&someone);
         let calls = [
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
             (
-                caller.clone(),
+                caller,
                 shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None),
             ),
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("eu-west-1"), None)),

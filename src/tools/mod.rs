@@ -353,11 +353,8 @@ impl Call<'_> {
     }
 
     /// The caller as known: `$connect`'s identity (or the handle's), else this request's.
-    pub fn caller(&self) -> Caller {
-        self.caller
-            .get()
-            .cloned()
-            .unwrap_or_else(|| self.origin.caller.clone())
+    pub fn caller(&self) -> &Caller {
+        self.caller.get().unwrap_or(&self.origin.caller)
     }
 
     /// Resolves credentials (explicit profile, stored overrides, environment, default chain)
