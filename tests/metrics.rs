@@ -649,3 +649,61 @@ async fn lambda_writes_each_invocations_emf_lines_within_it() {
         .count();
     assert_eq!(lines, 3, "a line for each call, no more");
 }
+
+/// The function counts the HTTP requests it answers with a 4xx itself (`HttpClientErrors`),
+/// which the stack's HTTP API alarm takes away from API Gateway's `4xx`: the 405 that an MCP
+/// client's GET for a stream gets is counted, in the invocation that answered it; an answered
+/// `initialize` is not. `/api/metrics` shows the total.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_counts_the_http_requests_it_answers_with_a_4xx() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    let function = LambdaProcess::start(
+        &api.address(),
+        &base_env(&moto, &[("METRICS_FLUSH_INTERVAL_SECS", "3600")]),
+    );
+    let event = |name: &str| {
+        std::fs::read_to_string(support::repo().join("events/http").join(name)).unwrap()
+    };
+    let status = |outcome: &Outcome| match outcome {
+        Outcome::Response(body) => serde_json::from_str::<Value>(body).unwrap()["statusCode"]
+            .as_u64()
+            .unwrap(),
+        Outcome::Error(error) => panic!("{error}"),
+    };
+    let (initialize_id, initialize) = api.invoke_with_id(&event("mcp-initialize.json")).await;
+    assert_eq!(status(&initialize), 200);
+    let (get_id, get) = api.invoke_with_id(&event("mcp-get.json")).await;
+    assert_eq!(status(&get), 405);
+    let line = function.logs.wait_for("the 405's EMF line", |r| {
+        r["requestId"] == get_id.as_str() && r.get("HttpClientErrors").is_some()
+    });
+    assert_eq!(line["HttpClientErrors"], 1, "{line}");
+    assert_eq!(line["Service"], "mcp-aws-tools", "{line}");
+    assert_eq!(
+        line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+        "HttpClientErrors"
+    );
+    let records = function.logs.records();
+    let counted: Vec<_> = records
+        .iter()
+        .filter(|r| r.get("HttpClientErrors").is_some())
+        .collect();
+    assert_eq!(counted.len(), 1, "the 405 only: {counted:?}");
+    assert!(
+        !records.iter().any(
+            |r| r["requestId"] == initialize_id.as_str() && r.get("HttpClientErrors").is_some()
+        )
+    );
+    let (_, metrics) = api.invoke_with_id(&event("api-metrics.json")).await;
+    let Outcome::Response(metrics) = metrics else {
+        panic!("{metrics:?}")
+    };
+    let body: Value = serde_json::from_str(
+        serde_json::from_str::<Value>(&metrics).unwrap()["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["http_client_errors"], 1, "{body}");
+}

@@ -41,8 +41,18 @@ pub struct HttpRequest<'a> {
     pub caller: Caller,
 }
 
-/// Answers an HTTP request.
+/// Answers an HTTP request. A 4xx answer is counted ([`crate::metrics::Recorder::note_http_client_error`]):
+/// API Gateway's `4xx` metric counts it too, and the stack's alarm on that metric takes it away
+/// again, so that the alarm counts what API Gateway refused itself.
 pub async fn respond(state: &AppState, request: HttpRequest<'_>) -> Response<String> {
+    let response = answer(state, request).await;
+    if response.status().is_client_error() {
+        state.metrics.note_http_client_error();
+    }
+    response
+}
+
+async fn answer(state: &AppState, request: HttpRequest<'_>) -> Response<String> {
     match request.path.trim_end_matches('/') {
         METRICS_PATH => metrics(state, request.method),
         path if path == MCP_PATH || path.ends_with(MCP_PATH) => mcp_endpoint(state, request).await,

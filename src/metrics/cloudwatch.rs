@@ -120,7 +120,18 @@ pub fn datums(batch: &Batch) -> Vec<MetricDatum> {
         out.push(count(name::ERRORS, vec![service.clone()], total_errors));
     }
     if batch.cold_starts > 0 {
-        out.push(count(name::COLD_START, vec![service], batch.cold_starts));
+        out.push(count(
+            name::COLD_START,
+            vec![service.clone()],
+            batch.cold_starts,
+        ));
+    }
+    if batch.http_client_errors > 0 {
+        out.push(count(
+            name::HTTP_CLIENT_ERRORS,
+            vec![service],
+            batch.http_client_errors,
+        ));
     }
     out
 }
@@ -181,6 +192,7 @@ mod tests {
                 },
             ],
             cold_starts: 1,
+            http_client_errors: 3,
         }
     }
 
@@ -245,6 +257,10 @@ mod tests {
         assert_eq!(
             find(&datums, name::COLD_START, &[svc])[0].value(),
             Some(1.0)
+        );
+        assert_eq!(
+            find(&datums, name::HTTP_CLIENT_ERRORS, &[svc])[0].value(),
+            Some(3.0)
         );
     }
 

@@ -132,6 +132,15 @@ pub fn lines(namespace: &str, batch: &Batch) -> Vec<Value> {
             json!({name::COLD_START: batch.cold_starts}),
         ));
     }
+    if batch.http_client_errors > 0 {
+        out.push(line(
+            namespace,
+            timestamp,
+            json!([["Service"]]),
+            &[(name::HTTP_CLIENT_ERRORS, "Count")],
+            json!({name::HTTP_CLIENT_ERRORS: batch.http_client_errors}),
+        ));
+    }
     out
 }
 
@@ -152,9 +161,10 @@ mod tests {
                 durations: vec![(1000, 100), (2000, 50)],
             }],
             cold_starts: 1,
+            http_client_errors: 2,
         };
         let lines = lines("NS", &batch);
-        assert_eq!(lines.len(), 4);
+        assert_eq!(lines.len(), 5);
         assert_eq!(lines[0]["ToolInvocations"], 150);
         assert_eq!(lines[0]["ToolDuration"].as_array().unwrap().len(), 100);
         assert_eq!(lines[1]["ToolDuration"].as_array().unwrap().len(), 50);
@@ -166,6 +176,11 @@ mod tests {
         assert_eq!(lines[2]["ErrorType"], "no_credentials");
         assert_eq!(lines[2]["ToolErrors"], 3);
         assert_eq!(lines[3]["ColdStart"], 1);
+        assert_eq!(lines[4]["HttpClientErrors"], 2);
+        assert_eq!(
+            lines[4]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["Service"]])
+        );
         for line in &lines {
             assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "NS");
             assert_eq!(line["Service"], SERVICE);

@@ -32,6 +32,7 @@ pub mod name {
     pub const ERRORS: &str = "ToolErrors";
     pub const DURATION: &str = "ToolDuration";
     pub const COLD_START: &str = "ColdStart";
+    pub const HTTP_CLIENT_ERRORS: &str = "HttpClientErrors";
 }
 
 /// Why a tool call did not succeed: the tool's error code, or the rate limit.
@@ -208,6 +209,7 @@ struct Interval {
     started: Option<SystemTime>,
     tools: [ToolInterval; TOOLS],
     cold_starts: u64,
+    http_client_errors: u64,
 }
 
 impl Interval {
@@ -220,6 +222,7 @@ impl Interval {
                 durations: Durations::default(),
             }),
             cold_starts: 0,
+            http_client_errors: 0,
         }
     }
 
@@ -230,6 +233,7 @@ impl Interval {
             (a, b) => a.or(b),
         };
         self.cold_starts += std::mem::take(&mut other.cold_starts);
+        self.http_client_errors += std::mem::take(&mut other.http_client_errors);
         for (into, from) in self.tools.iter_mut().zip(other.tools.iter_mut()) {
             if from.invocations == 0 {
                 continue;
@@ -273,9 +277,11 @@ impl Interval {
             timestamp: self.started.unwrap_or_else(SystemTime::now),
             tools,
             cold_starts: self.cold_starts,
+            http_client_errors: self.http_client_errors,
         };
         self.started = None;
         self.cold_starts = 0;
+        self.http_client_errors = 0;
         batch
     }
 }
@@ -287,6 +293,9 @@ pub struct Batch {
     pub timestamp: SystemTime,
     pub tools: Vec<ToolBatch>,
     pub cold_starts: u64,
+    /// HTTP requests the function itself answered with a 4xx status: the share of API
+    /// Gateway's `4xx` metric that API Gateway did not refuse itself.
+    pub http_client_errors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -300,7 +309,7 @@ pub struct ToolBatch {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.tools.is_empty() && self.cold_starts == 0
+        self.tools.is_empty() && self.cold_starts == 0 && self.http_client_errors == 0
     }
 
     /// Tool calls the batch covers.
@@ -357,6 +366,8 @@ struct State {
     interval: Interval,
     /// Calls of this part's interval not yet added to [`Recorder::waiting`].
     unreported: u64,
+    /// HTTP requests answered with a 4xx since start.
+    http_client_errors: u64,
 }
 
 impl State {
@@ -365,6 +376,7 @@ impl State {
             totals: std::array::from_fn(|_| Totals::new()),
             interval: Interval::new(),
             unreported: 0,
+            http_client_errors: 0,
         }
     }
 }
@@ -459,6 +471,16 @@ impl Recorder {
         }
     }
 
+    /// Counts an HTTP request (Streamable HTTP, `/api/metrics`) that the function answered with
+    /// a 4xx status: a client's mistake, or a method the endpoint does not offer (the `GET` for
+    /// a stream that MCP clients send after `initialize`, answered 405).
+    pub fn note_http_client_error(&self) {
+        let mut state = self.own();
+        state.http_client_errors += 1;
+        state.interval.started.get_or_insert_with(SystemTime::now);
+        state.interval.http_client_errors += 1;
+    }
+
     /// Takes the interval's metrics and starts a new interval.
     pub fn take(&self) -> Batch {
         let mut gathered = Interval::new();
@@ -492,6 +514,11 @@ impl Recorder {
                 sum.merge(totals);
             }
         }
+        let http_client_errors: u64 = self
+            .parts
+            .iter()
+            .map(|part| lock(&part.0).http_client_errors)
+            .sum();
         let mut total = Totals::new();
         let mut tools = Map::new();
         for (tool, totals) in ToolName::ALL.iter().zip(&per_tool) {
@@ -507,6 +534,7 @@ impl Recorder {
             "uptime_seconds": self.started_at.elapsed().as_secs_f64(),
             "tools": tools,
             "total": total.to_json(),
+            "http_client_errors": http_client_errors,
             "publishing": {
                 "sink": self.sink,
                 "namespace": self.namespace,
