@@ -513,3 +513,51 @@ fn streamable_http_is_iam_authorized_and_its_url_an_output() {
         "WEBSOCKET"
     );
 }
+
+/// The HTTP API's alarm counts what API Gateway refused itself: its `4xx` less the 4xx the
+/// function answered (`HttpClientErrors`, which the function publishes under the stack's
+/// namespace), so that the 405 every MCP client's GET for a stream gets raises no alarm.
+#[test]
+fn the_http_alarm_counts_only_what_api_gateway_refused() {
+    let t = template();
+    let alarm = &resource(&t, "HttpApiErrorAlarm")["Properties"];
+    assert!(
+        alarm.get("MetricName").is_none(),
+        "one metric alone: {alarm:?}"
+    );
+    let metrics = alarm["Metrics"].as_sequence().unwrap();
+    let by_id = |id: &str| {
+        metrics
+            .iter()
+            .find(|m| m["Id"] == id)
+            .unwrap_or_else(|| panic!("no metric {id}: {alarm:?}"))
+    };
+    let returned: Vec<_> = metrics.iter().filter(|m| m["ReturnData"] == true).collect();
+    assert_eq!(returned.len(), 1);
+    assert_eq!(
+        returned[0]["Expression"],
+        "FILL(gateway, 0) - FILL(function, 0)"
+    );
+    let gateway = &by_id("gateway")["MetricStat"];
+    assert_eq!(gateway["Metric"]["Namespace"], "AWS/ApiGateway");
+    assert_eq!(gateway["Metric"]["MetricName"], "4xx");
+    assert!(is_ref(
+        &gateway["Metric"]["Dimensions"][0]["Value"],
+        "HttpApi"
+    ));
+    let function = &by_id("function")["MetricStat"];
+    assert!(is_ref(&function["Metric"]["Namespace"], "MetricsNamespace"));
+    assert_eq!(
+        function["Metric"]["MetricName"],
+        mcp_aws_tools::metrics::name::HTTP_CLIENT_ERRORS
+    );
+    let dimensions = function["Metric"]["Dimensions"].as_sequence().unwrap();
+    assert_eq!(dimensions.len(), 1);
+    assert_eq!(dimensions[0]["Name"], "Service");
+    assert_eq!(dimensions[0]["Value"], mcp_aws_tools::metrics::SERVICE);
+    for stat in [gateway, function] {
+        assert_eq!(stat["Stat"], "Sum");
+        assert_eq!(stat["Period"], 300);
+    }
+    assert!(is_ref(&alarm["Threshold"], "AlarmThrottleThreshold"));
+}
