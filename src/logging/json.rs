@@ -10,6 +10,7 @@
 //! cost of a `ping` through `serve`. Here each piece is appended to the record's `String` as
 //! it is, and a span's fields are kept as JSON text that is copied into each record.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
@@ -27,10 +28,28 @@ use crate::json::escape;
 pub struct SpanFields;
 
 impl<'w> FormatFields<'w> for SpanFields {
+    /// The members are gathered in a buffer of this thread's and written at once: the span's
+    /// own text starts empty (one span per event), and every write that outgrew it moved it.
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        let mut members = Members::new(&mut writer, true);
-        fields.record(&mut members);
-        members.result
+        thread_local! {
+            static GATHERED: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        GATHERED.with(|gathered| match gathered.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                let mut gathering = Writer::new(&mut *text);
+                let mut members = Members::new(&mut gathering, true);
+                fields.record(&mut members);
+                members.result?;
+                writer.write_str(&text)
+            }
+            // A span made while another's fields are formatted (by a field's `Debug`).
+            Err(_) => {
+                let mut members = Members::new(&mut writer, true);
+                fields.record(&mut members);
+                members.result
+            }
+        })
     }
 
     /// Fields recorded on a span after it was made are appended; one recorded twice then
