@@ -128,16 +128,35 @@ impl<'a, 'w> Members<'a, 'w> {
         }
     }
 
+    /// A member whose value is not a string: `"key":` and the value.
     fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        self.member_after(field, "\":", value);
+    }
+
+    /// A member whose value is a string: `"key":"`, the value's text escaped, and `"`.
+    fn string_member(&mut self, field: &Field, text: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+        self.member_after(field, "\":\"", |writer| {
+            text(writer)?;
+            writer.write_char('"')
+        });
+    }
+
+    /// The punctuation between the pieces is written with them, in as few writes as it
+    /// takes: each is a call through the record's `dyn Write`.
+    fn member_after(
+        &mut self,
+        field: &Field,
+        after_key: &str,
+        value: impl FnOnce(&mut Writer<'w>) -> fmt::Result,
+    ) {
         if self.result.is_err() {
             return;
         }
         self.result = (|| {
-            if !std::mem::take(&mut self.first) {
-                self.writer.write_char(',')?;
-            }
-            string(self.writer, field.name())?;
-            self.writer.write_char(':')?;
+            let first = std::mem::take(&mut self.first);
+            self.writer.write_str(if first { "\"" } else { ",\"" })?;
+            escape(self.writer, field.name())?;
+            self.writer.write_str(after_key)?;
             value(self.writer)
         })();
     }
@@ -145,15 +164,11 @@ impl<'a, 'w> Members<'a, 'w> {
 
 impl Visit for Members<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |writer| string(writer, value));
+        self.string_member(field, |writer| escape(writer, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.member(field, |writer| {
-            writer.write_char('"')?;
-            write!(Escaped(writer), "{value:?}")?;
-            writer.write_char('"')
-        });
+        self.string_member(field, |writer| write!(Escaped(writer), "{value:?}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
