@@ -119,19 +119,13 @@ pub fn datums(batch: &Batch) -> Vec<MetricDatum> {
         let total_errors = errors.iter().map(|(_, n)| n).sum();
         out.push(count(name::ERRORS, vec![service.clone()], total_errors));
     }
-    if batch.cold_starts > 0 {
-        out.push(count(
-            name::COLD_START,
-            vec![service.clone()],
-            batch.cold_starts,
-        ));
-    }
-    if batch.http_client_errors > 0 {
-        out.push(count(
-            name::HTTP_CLIENT_ERRORS,
-            vec![service],
-            batch.http_client_errors,
-        ));
+    for (metric, n) in [
+        (name::COLD_START, batch.cold_starts),
+        (name::HTTP_CLIENT_ERRORS, batch.http_client_errors),
+    ] {
+        if n > 0 {
+            out.push(count(metric, vec![service.clone()], n));
+        }
     }
     out
 }

@@ -123,23 +123,20 @@ pub fn lines(namespace: &str, batch: &Batch) -> Vec<Value> {
             ));
         }
     }
-    if batch.cold_starts > 0 {
-        out.push(line(
-            namespace,
-            timestamp,
-            json!([["Service"]]),
-            &[(name::COLD_START, "Count")],
-            json!({name::COLD_START: batch.cold_starts}),
-        ));
-    }
-    if batch.http_client_errors > 0 {
-        out.push(line(
-            namespace,
-            timestamp,
-            json!([["Service"]]),
-            &[(name::HTTP_CLIENT_ERRORS, "Count")],
-            json!({name::HTTP_CLIENT_ERRORS: batch.http_client_errors}),
-        ));
+    // The counts of the service as a whole, each on a line of its own when there is one.
+    for (metric, n) in [
+        (name::COLD_START, batch.cold_starts),
+        (name::HTTP_CLIENT_ERRORS, batch.http_client_errors),
+    ] {
+        if n > 0 {
+            out.push(line(
+                namespace,
+                timestamp,
+                json!([["Service"]]),
+                &[(metric, "Count")],
+                json!({metric: n}),
+            ));
+        }
     }
     out
 }

@@ -508,17 +508,14 @@ impl Recorder {
     /// Totals since start, as `/api/metrics` serves them.
     pub fn snapshot(&self) -> Value {
         let mut per_tool: [Totals; TOOLS] = std::array::from_fn(|_| Totals::new());
+        let mut http_client_errors = 0;
         for part in self.parts.iter() {
             let part = lock(&part.0);
             for (sum, totals) in per_tool.iter_mut().zip(&part.totals) {
                 sum.merge(totals);
             }
+            http_client_errors += part.http_client_errors;
         }
-        let http_client_errors: u64 = self
-            .parts
-            .iter()
-            .map(|part| lock(&part.0).http_client_errors)
-            .sum();
         let mut total = Totals::new();
         let mut tools = Map::new();
         for (tool, totals) in ToolName::ALL.iter().zip(&per_tool) {
