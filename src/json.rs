@@ -7,25 +7,58 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
+use std::sync::Arc;
 
 use serde::Serialize;
 
 /// JSON text, as serde_json wrote it: a tool's answer, written once and placed as it is into
 /// whichever frame the wire format puts around it (an envelope's `result`, or `tools/call`'s
-/// `structuredContent` and its text copy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Json(String);
+/// `structuredContent` and its text copy, [`Writer::string_of`]).
+#[derive(Debug, Clone)]
+pub struct Json {
+    text: String,
+    /// A part of the text whose escaped form, as the inside of a JSON string, is known
+    /// already: the part of an answer that stays the same from call to call is escaped once,
+    /// not for every text copy.
+    escaped: Option<Escaped>,
+}
+
+#[derive(Debug, Clone)]
+struct Escaped {
+    at: Range<usize>,
+    text: Arc<str>,
+}
 
 impl Json {
     pub fn get(&self) -> &str {
-        &self.0
+        &self.text
     }
+}
+
+/// The same text is the same JSON, whichever part of it was escaped already.
+impl PartialEq for Json {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl Eq for Json {}
+
+/// `text` escaped as the inside of a JSON string, for [`Writer::raw_escaped`].
+pub fn escaped(text: &str) -> Arc<str> {
+    let mut out = Vec::with_capacity(text.len() * 5 / 4);
+    escape_bytes(&mut out, text);
+    // Escapes are ASCII, and the runs between them are whole characters of `text`.
+    String::from_utf8(out).map_or_else(|_| Arc::from(""), Arc::from)
 }
 
 /// Writes `value` as JSON text; `capacity` is the length expected, so that the text is not
 /// grown (and copied) while it is written.
 pub fn to_json(value: &impl Serialize, capacity: usize) -> Result<Json, serde_json::Error> {
-    to_string(value, capacity).map(Json)
+    let mut writer = Writer::with_capacity(capacity);
+    writer.value(value);
+    writer.finish_json()
 }
 
 /// Writes `value` as JSON text, as `serde_json::to_string` does.
@@ -41,6 +74,8 @@ pub struct Writer {
     text: Text,
     /// The first value serde_json could not write (a map whose keys are not strings).
     failed: Option<serde_json::Error>,
+    /// The part written by [`Writer::raw_escaped`], and its escaped form.
+    escaped: Option<Escaped>,
 }
 
 impl Writer {
@@ -48,12 +83,27 @@ impl Writer {
         Writer {
             text: Text(Vec::with_capacity(capacity)),
             failed: None,
+            escaped: None,
         }
     }
 
     /// Appends text that is JSON already, or a piece of a frame (`{"result":`).
     pub fn raw(&mut self, json: &str) {
         self.text.0.extend_from_slice(json.as_bytes());
+    }
+
+    /// Appends JSON text whose escaped form ([`escaped`]) is known, for the text copy
+    /// [`Writer::string_of`] writes of the finished [`Json`]. One part of a text is kept so; a
+    /// second is appended as [`Writer::raw`] appends it.
+    pub fn raw_escaped(&mut self, json: &str, escaped: &Arc<str>) {
+        let start = self.text.0.len();
+        self.raw(json);
+        if self.escaped.is_none() {
+            self.escaped = Some(Escaped {
+                at: start..self.text.0.len(),
+                text: Arc::clone(escaped),
+            });
+        }
     }
 
     /// Appends `value`, written as JSON.
@@ -71,32 +121,33 @@ impl Writer {
         // Most bytes stand for themselves; an escape may need more room as it is written.
         out.reserve(text.len() + 2);
         out.push(b'"');
-        for &byte in text.as_bytes() {
-            match ESCAPES[usize::from(byte)] {
-                0 => out.push(byte),
-                b'u' => {
-                    const HEX: &[u8; 16] = b"0123456789abcdef";
-                    out.extend_from_slice(&[
-                        b'\\',
-                        b'u',
-                        b'0',
-                        b'0',
-                        HEX[usize::from(byte >> 4)],
-                        HEX[usize::from(byte & 0xf)],
-                    ]);
-                }
-                escape => {
-                    out.push(b'\\');
-                    out.push(escape);
-                }
-            }
-        }
+        escape_bytes(out, text);
+        out.push(b'"');
+    }
+
+    /// Appends `json`'s text as a JSON string, as [`Writer::string`] does, copying the part
+    /// whose escaped form it carries rather than escaping it again.
+    pub fn string_of(&mut self, json: &Json) {
+        let Some(Escaped { at, text: escaped }) = &json.escaped else {
+            return self.string(json.get());
+        };
+        let (Some(before), Some(after)) = (json.text.get(..at.start), json.text.get(at.end..))
+        else {
+            return self.string(json.get());
+        };
+        let out = &mut self.text.0;
+        out.reserve(before.len() + escaped.len() + after.len() * 5 / 4 + 2);
+        out.push(b'"');
+        escape_bytes(out, before);
+        out.extend_from_slice(escaped.as_bytes());
+        escape_bytes(out, after);
         out.push(b'"');
     }
 
     /// The text as [`Json`], unless a value could not be written.
-    pub fn finish_json(self) -> Result<Json, serde_json::Error> {
-        self.finish().map(Json)
+    pub fn finish_json(mut self) -> Result<Json, serde_json::Error> {
+        let escaped = self.escaped.take();
+        self.finish().map(|text| Json { text, escaped })
     }
 
     /// The text, unless a value could not be written.
@@ -108,6 +159,30 @@ impl Writer {
         String::from_utf8(self.text.0).map_err(|_| {
             serde_json::Error::io(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
         })
+    }
+}
+
+/// Appends `text` as the inside of a JSON string (no quotes), escaped byte by byte.
+fn escape_bytes(out: &mut Vec<u8>, text: &str) {
+    for &byte in text.as_bytes() {
+        match ESCAPES[usize::from(byte)] {
+            0 => out.push(byte),
+            b'u' => {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                out.extend_from_slice(&[
+                    b'\\',
+                    b'u',
+                    b'0',
+                    b'0',
+                    HEX[usize::from(byte >> 4)],
+                    HEX[usize::from(byte & 0xf)],
+                ]);
+            }
+            escape => {
+                out.push(b'\\');
+                out.push(escape);
+            }
+        }
     }
 }
 
@@ -269,6 +344,43 @@ mod tests {
                 "{text:?}"
             );
         }
+    }
+
+    /// The text copy of JSON with a part escaped already is the copy of its whole text, with
+    /// that part at the start, in the middle, at the end or the whole; a second such part is
+    /// escaped as any other text.
+    #[test]
+    fn known_escapes_are_copied_where_they_belong() {
+        let parts = [
+            "",
+            r#"{"a":"#,
+            r#""é \ ✓
+","b":[1,null]"#,
+            "\"\u{1}\"",
+        ];
+        for before in parts {
+            for known in parts {
+                for after in parts {
+                    let mut json = Writer::with_capacity(0);
+                    json.raw(before);
+                    json.raw_escaped(known, &escaped(known));
+                    json.raw_escaped(after, &Arc::from("not this"));
+                    let json = json.finish_json().unwrap();
+                    let whole = format!("{before}{known}{after}");
+                    assert_eq!(json.get(), whole);
+                    let mut copy = Writer::with_capacity(0);
+                    copy.string_of(&json);
+                    assert_eq!(
+                        copy.finish().unwrap(),
+                        serde_json::to_string(&whole).unwrap()
+                    );
+                }
+            }
+        }
+        let plain = to_json(&json!({"q": "\""}), 0).unwrap();
+        let mut copy = Writer::with_capacity(0);
+        copy.string_of(&plain);
+        assert_eq!(copy.finish().unwrap(), r#""{\"q\":\"\\\"\"}""#);
     }
 
     #[test]

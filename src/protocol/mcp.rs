@@ -656,7 +656,10 @@ fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
     text.raw(r#"{"jsonrpc":"2.0","id":"#);
     text.value(id);
     text.raw(r#","result":{"content":[{"type":"text","text":"#);
-    text.string(structured);
+    match &reply {
+        ToolReply::Answer { body, .. } => text.string_of(body),
+        ToolReply::Failure(_) => text.string(structured),
+    }
     text.raw(r#"}],"structuredContent":"#);
     text.raw(structured);
     text.raw(if is_error {

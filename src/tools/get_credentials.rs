@@ -1,6 +1,7 @@
 //! aws/get-credentials: which credentials a call would run with, masked.
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -157,19 +158,21 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
 
 /// The answer's text: `{"caller":…,"credentials":…,"environment_variables":…,"metadata":…,
 /// "timestamp":…}`, the middle written from `shown` unless this thread wrote the same last.
+/// The middle's escaped form is kept with it, for `tools/call`'s text copy.
 fn write_answer(
     caller: &Option<&Caller>,
     shown: Shown,
     timestamp: &str,
 ) -> Result<Json, serde_json::Error> {
     thread_local! {
-        /// The last fields shown on this thread, and their text without its braces.
-        static LAST: RefCell<Option<(Shown, String)>> = const { RefCell::new(None) };
+        /// The last fields shown on this thread, their text without its braces, and that
+        /// text escaped.
+        static LAST: RefCell<Option<(Shown, String, Arc<str>)>> = const { RefCell::new(None) };
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         let fresh = match &*last {
-            Some((written, _)) => *written != shown,
+            Some((written, ..)) => *written != shown,
             None => true,
         };
         if fresh {
@@ -179,14 +182,16 @@ fn write_answer(
                 .and_then(|text| text.strip_suffix('}'))
                 .unwrap_or_default()
                 .to_owned();
-            *last = Some((shown, inner));
+            let escaped = json::escaped(&inner);
+            *last = Some((shown, inner, escaped));
         }
-        let inner = last.as_ref().map_or("", |(_, inner)| inner.as_str());
         let mut text = json::Writer::with_capacity(ANSWER_BYTES);
         text.raw(r#"{"caller":"#);
         text.value(caller);
         text.raw(",");
-        text.raw(inner);
+        if let Some((_, inner, escaped)) = &*last {
+            text.raw_escaped(inner, escaped);
+        }
         text.raw(r#","timestamp":"#);
         text.value(&timestamp);
         text.raw("}");
@@ -343,6 +348,13 @@ mod tests {
             let expected = typed(&caller, &shown, &timestamp);
             let written = write_answer(&caller, shown, &timestamp).unwrap();
             assert_eq!(written.get(), expected, "call {at}");
+            let mut copy = json::Writer::with_capacity(0);
+            copy.string_of(&written);
+            assert_eq!(
+                copy.finish().unwrap(),
+                serde_json::to_string(&expected).unwrap(),
+                "text copy of call {at}"
+            );
         }
     }
 }
