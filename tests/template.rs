@@ -1,7 +1,8 @@
 //! template.yaml's security and operability properties, which cfn-lint checks only loosely for
 //! ApiGatewayV2: IAM authorization on `$connect` and on `/mcp`, no `*` action in any policy, PutMetricData
 //! limited to the namespace, AssumeRole limited to the listed roles, the route response that
-//! carries replies back, throttling, log retention, and a function the binary can run as.
+//! carries replies back, throttling, log retention, a function the binary can run as, and a
+//! dashboard that is JSON and shows the Streamable HTTP endpoint the stack has.
 
 use serde_norway::Value;
 
@@ -512,6 +513,178 @@ fn streamable_http_is_iam_authorized_and_its_url_an_output() {
         resource(&t, "WebSocketApi")["Properties"]["ProtocolType"],
         "WEBSOCKET"
     );
+}
+
+/// Text built with `!Join`, `!If` and `!Sub` (its one-string form), for one value of the
+/// template's conditions: each `${Name}` becomes `<Name>`, and the names are returned.
+fn text_of(value: &Value, holds: &dyn Fn(&str) -> bool, names: &mut Vec<String>) -> String {
+    match untag(value) {
+        (Some(tag), Value::Sequence(items)) if tag == "Join" => {
+            let separator = items[0].as_str().expect("separator");
+            let parts: Vec<String> = items[1]
+                .as_sequence()
+                .expect("parts")
+                .iter()
+                .map(|part| text_of(part, holds, names))
+                .collect();
+            parts.join(separator)
+        }
+        (Some(tag), Value::Sequence(items)) if tag == "If" => {
+            let branch = if holds(items[0].as_str().expect("condition")) {
+                &items[1]
+            } else {
+                &items[2]
+            };
+            text_of(branch, holds, names)
+        }
+        (Some(tag), Value::String(text)) if tag == "Sub" => {
+            let mut out = String::new();
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("${") {
+                out.push_str(&rest[..at]);
+                let end = rest[at..].find('}').expect("closed ${") + at;
+                let name = &rest[at + 2..end];
+                names.push(name.to_owned());
+                out.push_str(&format!("<{name}>"));
+                rest = &rest[end + 1..];
+            }
+            out + rest
+        }
+        (None, Value::String(text)) => text.clone(),
+        other => panic!("not text: {other:?}"),
+    }
+}
+
+/// The dashboard is JSON whichever way the stack serves Streamable HTTP, its widgets do not
+/// overlap, and its Streamable HTTP row shows that endpoint's requests, latency and 4xx: what
+/// its refused requests are (4xx less the function's own `HttpClientErrors`, as the alarm
+/// counts them), from the endpoint the stack has, never from one it left out.
+#[test]
+fn the_dashboard_shows_the_streamable_http_endpoint_the_stack_has() {
+    let t = template();
+    let body = &resource(&t, "Dashboard")["Properties"]["DashboardBody"];
+    for (endpoint, namespace, four_xx, present, absent) in [
+        ("HttpApi", "AWS/ApiGateway", "4xx", "HttpApi", "FunctionUrl"),
+        (
+            "FunctionUrl",
+            "AWS/Lambda",
+            "Url4xxCount",
+            "Function",
+            "HttpApi",
+        ),
+    ] {
+        let holds = |condition: &str| match condition {
+            "UseHttpApi" => endpoint == "HttpApi",
+            other => panic!("the dashboard depends on {other}"),
+        };
+        let mut names = Vec::new();
+        let text = text_of(body, &holds, &mut names);
+        for name in &names {
+            let known = name.starts_with("AWS::")
+                || !t["Resources"][name.as_str()].is_null()
+                || !t["Parameters"][name.as_str()].is_null();
+            assert!(
+                known,
+                "{endpoint}: ${{{name}}} is neither a resource nor a parameter"
+            );
+        }
+        assert!(
+            !names.iter().any(|name| name == absent),
+            "{endpoint}: the dashboard names {absent}, which this stack does not create"
+        );
+        let dashboard: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("{endpoint}: the dashboard is not JSON ({err}):\n{text}"));
+        let widgets = dashboard["widgets"].as_array().expect("widgets");
+        let cells = |w: &serde_json::Value| {
+            let n = |k: &str| w[k].as_u64().expect("position");
+            let (x, y, height) = (n("x"), n("y"), n("height"));
+            (x..x + n("width"))
+                .flat_map(|x| (y..y + height).map(move |y| (x, y)))
+                .collect::<Vec<_>>()
+        };
+        let mut taken = std::collections::HashSet::new();
+        for widget in widgets {
+            for cell in cells(widget) {
+                assert!(
+                    cell.0 < 24,
+                    "{endpoint}: wider than the dashboard: {widget}"
+                );
+                assert!(
+                    taken.insert(cell),
+                    "{endpoint}: widgets overlap at {cell:?}"
+                );
+            }
+        }
+        let http: Vec<&serde_json::Value> = widgets
+            .iter()
+            .filter(|w| {
+                w["properties"]["title"]
+                    .as_str()
+                    .unwrap()
+                    .contains("Streamable HTTP")
+            })
+            .collect();
+        assert_eq!(http.len(), 3, "{endpoint}");
+        let lines: Vec<&Vec<serde_json::Value>> = http
+            .iter()
+            .flat_map(|w| w["properties"]["metrics"].as_array().unwrap())
+            .map(|line| line.as_array().unwrap())
+            .collect();
+        let of_endpoint = format!("<{present}>");
+        for metric in ["requests", "5xx", "latency", four_xx] {
+            let name = match (metric, namespace) {
+                ("requests", "AWS/ApiGateway") => "Count",
+                ("requests", _) => "UrlRequestCount",
+                ("5xx", "AWS/ApiGateway") => "5xx",
+                ("5xx", _) => "Url5xxCount",
+                ("latency", "AWS/ApiGateway") => "Latency",
+                ("latency", _) => "UrlRequestLatency",
+                (other, _) => other,
+            };
+            assert!(
+                lines.iter().any(|line| line[0] == namespace
+                    && line.get(1).and_then(|v| v.as_str()) == Some(name)
+                    && line.contains(&serde_json::json!(of_endpoint))),
+                "{endpoint}: no {namespace} {name} of {present}"
+            );
+        }
+        let four_xx_widget = http
+            .iter()
+            .find(|w| w["properties"]["title"].as_str().unwrap().contains("4xx"))
+            .expect("a 4xx widget");
+        let metrics = four_xx_widget["properties"]["metrics"].as_array().unwrap();
+        let id_of = |name: &str| {
+            metrics
+                .iter()
+                .map(|line| line.as_array().unwrap())
+                .find(|line| line.get(1).and_then(|v| v.as_str()) == Some(name))
+                .and_then(|line| line.last().unwrap()["id"].as_str())
+                .unwrap_or_else(|| panic!("{endpoint}: no id for {name}"))
+                .to_owned()
+        };
+        let function = metrics
+            .iter()
+            .map(|line| line.as_array().unwrap())
+            .find(|line| {
+                line.get(1).and_then(|v| v.as_str())
+                    == Some(mcp_aws_tools::metrics::name::HTTP_CLIENT_ERRORS)
+            })
+            .expect("HttpClientErrors");
+        assert_eq!(function[0], "<MetricsNamespace>");
+        assert_eq!(function[2], "Service");
+        assert_eq!(function[3], mcp_aws_tools::metrics::SERVICE);
+        let expression = format!(
+            "FILL({}, 0) - FILL({}, 0)",
+            id_of(four_xx),
+            id_of(mcp_aws_tools::metrics::name::HTTP_CLIENT_ERRORS)
+        );
+        assert!(
+            metrics
+                .iter()
+                .any(|line| line[0]["expression"] == expression.as_str()),
+            "{endpoint}: no {expression}"
+        );
+    }
 }
 
 /// The HTTP API's alarm counts what API Gateway refused itself: its `4xx` less the 4xx the
