@@ -47,10 +47,10 @@ impl Eq for Json {}
 
 /// `text` escaped as the inside of a JSON string, for [`Writer::raw_escaped`].
 pub fn escaped(text: &str) -> Arc<str> {
-    let mut out = Vec::with_capacity(text.len() * 5 / 4);
-    escape_bytes(&mut out, text);
-    // Escapes are ASCII, and the runs between them are whole characters of `text`.
-    String::from_utf8(out).map_or_else(|_| Arc::from(""), Arc::from)
+    let mut out = String::with_capacity(text.len() * 5 / 4);
+    // Writing into a `String` does not fail.
+    let _ = escape(&mut out, text);
+    Arc::from(out)
 }
 
 /// Writes `value` as JSON text; `capacity` is the length expected, so that the text is not
