@@ -301,9 +301,7 @@ async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) ->
                 Box::pin(set_environment::run(call, arguments)).await.into()
             }
             ToolName::ListProfiles => Box::pin(list_profiles::run(call, arguments)).await.into(),
-            ToolName::GetAccountInfo => Box::pin(get_account_info::run(call, arguments))
-                .await
-                .into(),
+            ToolName::GetAccountInfo => Box::pin(get_account_info::run(call, arguments)).await,
             ToolName::ValidateCredentials => {
                 Box::pin(validate_credentials::run(call, arguments)).await
             }
