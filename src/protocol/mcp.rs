@@ -643,11 +643,11 @@ const CALL_FRAME_BYTES: usize = 512;
 /// "structuredContent":…,"isError":…}}`.
 fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
     let failure;
-    let (structured, is_error) = match &reply {
-        ToolReply::Answer { body, error, .. } => (body.get(), error.is_some()),
+    let (structured, answer, is_error) = match &reply {
+        ToolReply::Answer { body, error, .. } => (body.get(), Some(body), error.is_some()),
         ToolReply::Failure(err) => {
             failure = err.body().to_string();
-            (failure.as_str(), true)
+            (failure.as_str(), None, true)
         }
     };
     // The text copy is longer than the JSON by its escapes, one per quote.
@@ -656,9 +656,9 @@ fn encode_call_result(id: &RequestId, era: Era, reply: ToolReply) -> String {
     text.raw(r#"{"jsonrpc":"2.0","id":"#);
     text.value(id);
     text.raw(r#","result":{"content":[{"type":"text","text":"#);
-    match &reply {
-        ToolReply::Answer { body, .. } => text.string_of(body),
-        ToolReply::Failure(_) => text.string(structured),
+    match answer {
+        Some(body) => text.string_of(body),
+        None => text.string(structured),
     }
     text.raw(r#"}],"structuredContent":"#);
     text.raw(structured);
