@@ -91,7 +91,7 @@ impl Local {
     pub fn new(rate: Rate) -> Self {
         Self {
             bucket: Gcra::new(rate),
-            tats: DashMap::new(),
+            tats: DashMap::with_shard_amount(super::shards()),
         }
     }
 

@@ -6,9 +6,14 @@ use dashmap::DashMap;
 
 use super::{Change, Gcra, Record, Scope, Taken};
 
-#[derive(Default)]
 pub struct MemoryStore {
     items: DashMap<String, Record>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Past this many items, expired ones are swept when one is written.
@@ -20,7 +25,9 @@ fn now_s() -> u64 {
 
 impl MemoryStore {
     pub fn new() -> Self {
-        Self::default()
+        Self {
+            items: DashMap::with_shard_amount(super::shards()),
+        }
     }
 
     pub fn get(&self, scope: &Scope) -> Option<Record> {

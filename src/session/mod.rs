@@ -292,6 +292,15 @@ pub struct Sessions {
     environment_ttl: Duration,
 }
 
+/// Shards of the in-memory maps ([`memory::MemoryStore`], [`limits::Local`]): four per worker
+/// thread of the runtime that builds them, as dashmap's default is four per CPU, but without
+/// asking the system how many CPUs there are (that reads cgroup files, in every cold start).
+/// One worker in Lambda, one per core in `serve`; four outside a runtime.
+fn shards() -> usize {
+    let workers = tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers());
+    (workers.max(1) * 4).next_power_of_two()
+}
+
 fn now_s() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
