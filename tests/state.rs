@@ -100,13 +100,9 @@ async fn table_client(moto: &Moto) -> aws_sdk_dynamodb::Client {
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
         .endpoint_url(&moto.url)
-        .http_client(
-            aws_smithy_http_client::Builder::new()
-                .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                    aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-                ))
-                .build_https(),
-        )
+        .http_client(mcp_aws_tools::aws::https_client(
+            mcp_aws_tools::aws::TrustRoots::Compiled,
+        ))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "AKIATESTSCANNER00001",
             "scannerSecret",
