@@ -223,3 +223,71 @@ fn connector_error(err: hyper_util::client::legacy::Error) -> ConnectorError {
 fn chain<'a>(err: &'a (dyn Error + 'static)) -> impl Iterator<Item = &'a (dyn Error + 'static)> {
     std::iter::successors(Some(err), |&e| e.source())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(url: &str) -> HttpRequest {
+        let request = http::Request::get(url)
+            .body(SdkBody::empty())
+            .expect("request");
+        HttpRequest::try_from(request).expect("an SDK request")
+    }
+
+    fn connector(timeouts: Timeouts) -> Connector {
+        Connector::new(tls_config(&TrustRoots::Compiled), timeouts)
+    }
+
+    /// An endpoint that takes the connection and never answers: the read time-out ends the
+    /// call, as a time-out (which the SDK's retry strategy and our error messages read).
+    #[tokio::test]
+    async fn no_answer_within_the_read_time_out_is_a_time_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let held = tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(socket);
+        });
+        let err = connector((None, Some(Duration::from_millis(200))))
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .expect_err("no answer");
+        assert!(err.is_timeout(), "{err:?}");
+        held.abort();
+    }
+
+    /// A port nobody listens on: an I/O failure (retried by the SDK), not a time-out.
+    #[tokio::test]
+    async fn a_refused_connection_is_an_io_failure() {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+            listener.local_addr().expect("address").port()
+        };
+        let err = connector((Some(Duration::from_secs(5)), None))
+            .call(get(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .expect_err("refused");
+        assert!(err.is_io(), "{err:?}");
+        assert!(!err.is_timeout(), "{err:?}");
+    }
+
+    /// Each pair of time-outs has one connector (one pool), built once.
+    #[test]
+    fn one_connector_per_pair_of_time_outs() {
+        let https = Https {
+            roots: TrustRoots::Compiled,
+            tls: OnceLock::new(),
+            connectors: RwLock::new(Vec::new()),
+        };
+        let short = (Some(Duration::from_secs(1)), None);
+        let long = (Some(Duration::from_secs(2)), Some(Duration::from_secs(3)));
+        https.connector(short);
+        https.connector(long);
+        https.connector(short);
+        assert_eq!(https.connectors.read().expect("lock").len(), 2);
+    }
+}
