@@ -94,25 +94,7 @@ impl HttpClient for Https {
 
 /// The roots and cipher suites the SDK's client would use, TLS 1.2 and 1.3.
 fn tls_config(roots: &TrustRoots) -> rustls::ClientConfig {
-    let store = match roots {
-        TrustRoots::Compiled => {
-            let mut store = rustls::RootCertStore::empty();
-            let _ = store.add_parsable_certificates(
-                webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
-            );
-            store
-        }
-        TrustRoots::System => {
-            let loaded = rustls_native_certs::load_native_certs();
-            for error in &loaded.errors {
-                tracing::warn!(error = %error, "a system root certificate could not be loaded");
-            }
-            let mut store = rustls::RootCertStore::empty();
-            let _ = store.add_parsable_certificates(loaded.certs);
-            store
-        }
-        TrustRoots::Bundle(bundle) => bundle.root_store(),
-    };
+    let store = roots.root_store();
     let base = rustls::crypto::ring::default_provider();
     let provider = rustls::crypto::CryptoProvider {
         cipher_suites: base

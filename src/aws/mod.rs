@@ -33,6 +33,31 @@ pub enum TrustRoots {
     Bundle(CaBundle),
 }
 
+impl TrustRoots {
+    /// The roots as rustls checks certificates against them: the compiled-in ones parsed, the
+    /// system's read as rustls-native-certs reads them (each one it cannot load is logged), a
+    /// bundle's as they were parsed when it was checked.
+    pub fn root_store(&self) -> rustls::RootCertStore {
+        let mut store = rustls::RootCertStore::empty();
+        match self {
+            TrustRoots::Compiled => {
+                let _ = store.add_parsable_certificates(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
+                );
+            }
+            TrustRoots::System => {
+                let loaded = rustls_native_certs::load_native_certs();
+                for error in &loaded.errors {
+                    tracing::warn!(error = %error, "a system root certificate could not be loaded");
+                }
+                let _ = store.add_parsable_certificates(loaded.certs);
+            }
+            TrustRoots::Bundle(bundle) => store = bundle.root_store(),
+        }
+        store
+    }
+}
+
 /// A CA bundle of one's own, named by `AWS_CA_BUNDLE` as the AWS CLI and the other AWS SDKs name
 /// it (the Rust SDK does not read it): PEM certificates, read, checked and parsed once, at
 /// start, so that a bundle that cannot be used is refused then, in one sentence, and not at the

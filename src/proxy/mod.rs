@@ -142,15 +142,7 @@ pub fn tls_config(
     let store = match (roots, bundle) {
         (false, _) => rustls::RootCertStore::empty(),
         (true, Some(bundle)) => bundle.root_store(),
-        (true, None) => {
-            let loaded = rustls_native_certs::load_native_certs();
-            for error in &loaded.errors {
-                tracing::warn!(error = %error, "a system root certificate could not be loaded");
-            }
-            let mut store = rustls::RootCertStore::empty();
-            let _ = store.add_parsable_certificates(loaded.certs);
-            store
-        }
+        (true, None) => TrustRoots::System.root_store(),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
