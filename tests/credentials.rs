@@ -567,7 +567,8 @@ const STS_PATHS: [(&str, &str); 4] = [
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_is_one_cause_on_every_path() {
-    let endpoint = format!("http://127.0.0.1:{}", support::closed_port());
+    let closed = support::closed_port();
+    let endpoint = format!("http://127.0.0.1:{}", closed.port);
     let moto = Moto::start();
     let home = home_with_profiles(&moto, BASE_KEYS);
     let server = Server::start_in(

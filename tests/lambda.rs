@@ -287,7 +287,8 @@ async fn sts_is_warmed_up_after_the_first_event_or_in_a_provisioned_init() {
         "{info}"
     );
 
-    let dead = format!("http://127.0.0.1:{}", support::closed_port());
+    let closed = support::closed_port();
+    let dead = format!("http://127.0.0.1:{}", closed.port);
     let api = RuntimeApi::start().await;
     let mut env = role.to_vec();
     env.extend([

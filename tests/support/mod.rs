@@ -246,10 +246,24 @@ impl Drop for Helper {
     }
 }
 
-/// A port nothing listens on: connections to it are refused.
-pub fn closed_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
+/// A loopback port nothing listens on: connections to it are refused. The port stays bound
+/// (never listening) while this lives, so no server the suite starts meanwhile (moto binds a
+/// free port too) can be given it.
+pub struct ClosedPort {
+    pub port: u16,
+    _bound: tokio::net::TcpSocket,
+}
+
+pub fn closed_port() -> ClosedPort {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind");
+    let port = socket.local_addr().expect("addr").port();
+    ClosedPort {
+        port,
+        _bound: socket,
+    }
 }
 
 /// A server on loopback (moto, `serve`) behind TLS with a private CA
