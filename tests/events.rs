@@ -269,6 +269,28 @@ fn http_expectations() -> BTreeMap<&'static str, Check> {
     checks.insert("function-url-metrics.json", |r| {
         assert_eq!(r["statusCode"], 200);
     });
+    checks.insert("stage-api-metrics.json", |r| {
+        // An HTTP API's named stage starts the path (`/prod/api/metrics`): same route.
+        assert_eq!(r["statusCode"], 200);
+        assert!(body_of(r)["tools"].is_object());
+    });
+    checks.insert("rest-api-mcp-get-credentials.json", |r| {
+        // A REST API answer: the headers in multiValueHeaders only (API Gateway merges the
+        // two maps, which would repeat a header), the body as text.
+        assert_eq!(r["statusCode"], 200);
+        assert_eq!(
+            r["multiValueHeaders"]["content-type"][0],
+            "application/json"
+        );
+        assert_eq!(r["isBase64Encoded"], false);
+        let result = &body_of(r)["result"];
+        assert_eq!(result["isError"], false, "{result}");
+        // The IAM principal that signed, from a REST API's requestContext.identity.
+        assert_eq!(
+            result["structuredContent"]["caller"]["arn"],
+            "arn:aws:sts::123456789012:assumed-role/Developer/alice"
+        );
+    });
     checks.insert("mcp-discover.json", |r| {
         assert_eq!(r["statusCode"], 200);
         let result = &body_of(r)["result"];
@@ -316,19 +338,28 @@ fn http_expectations() -> BTreeMap<&'static str, Check> {
     checks
 }
 
-/// events/http/ holds HTTP API (payload 2.0) and Function URL events, which lambda_http takes;
-/// `invoke` answers each through the same handler as in Lambda.
+/// events/http/ holds HTTP API (payload 2.0), Function URL and REST API (payload 1.0, named
+/// `rest-api-*`) events; `invoke` answers each through the same handler as in Lambda.
 #[test]
 fn every_http_event_parses_and_runs_through_the_handler() {
-    use aws_lambda_events::apigw::ApiGatewayV2httpRequest;
+    use aws_lambda_events::apigw::{ApiGatewayProxyRequest, ApiGatewayV2httpRequest};
+    fn round_trips<T>(name: &str, text: &str)
+    where
+        T: serde::de::DeserializeOwned + serde::Serialize + PartialEq + std::fmt::Debug,
+    {
+        let parsed: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let reparsed: T =
+            serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).expect("reparse");
+        assert_eq!(parsed, reparsed, "{name} does not round-trip");
+    }
     let files = http_event_files();
     for (name, path) in &files {
         let text = std::fs::read_to_string(path).expect("read event");
-        let parsed: ApiGatewayV2httpRequest =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let reparsed: ApiGatewayV2httpRequest =
-            serde_json::from_str(&serde_json::to_string(&parsed).unwrap()).expect("reparse");
-        assert_eq!(parsed, reparsed, "{name} does not round-trip");
+        if name.starts_with("rest-api-") {
+            round_trips::<ApiGatewayProxyRequest>(name, &text);
+        } else {
+            round_trips::<ApiGatewayV2httpRequest>(name, &text);
+        }
     }
     let moto = Moto::start();
     let env = [

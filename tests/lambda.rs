@@ -167,7 +167,7 @@ fn http_reply(outcome: Outcome) -> (Value, Value) {
     (response, body)
 }
 
-/// Streamable HTTP in Lambda: HTTP API events for `/mcp` through lambda_http, stateless, an
+/// Streamable HTTP in Lambda: HTTP API events for `/mcp` (payload 2.0), stateless, an
 /// `environment_id` from one invocation honoured by the next, and the caller taken from the
 /// IAM authorizer's context.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

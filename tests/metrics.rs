@@ -551,7 +551,7 @@ async fn lambda_publishes_at_shutdown_and_serves_api_metrics() {
         .await;
     assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
 
-    // An HTTP API event on the same function: GET /api/metrics through lambda_http.
+    // An HTTP API event on the same function: GET /api/metrics, answered by the same handler.
     let http =
         std::fs::read_to_string(support::repo().join("events/http/api-metrics.json")).unwrap();
     let Outcome::Response(text) = api.invoke(&http).await else {

@@ -1,6 +1,6 @@
 //! The HTTP side: MCP over Streamable HTTP on `/mcp`, and `GET /api/metrics`. `serve` answers
 //! both on its own address; in Lambda the same function answers HTTP API (and Function URL)
-//! events through lambda_http. One handler, [`respond`], for both.
+//! events (src/gateway/lambda.rs). One handler, [`respond`], for both.
 //!
 //! Streamable HTTP, stateless, as the specification gives it for 2026-07-28 and for the
 //! handshake era (2025-03-26 to 2025-11-25) on the same endpoint: one JSON-RPC message per POST,

@@ -1,13 +1,16 @@
 //! Lambda mode: the runtime loop. The event's shape decides: API Gateway WebSocket events go to
-//! [`super::handle`]; HTTP API, REST API and Function URL events (`GET /api/metrics`) go
-//! through lambda_http to [`super::http`]. [`on_shutdown`] gets the environment's SIGTERM.
+//! [`super::handle`]; HTTP API, REST API and Function URL events (`POST /mcp`,
+//! `GET /api/metrics`) to [`super::http`], each answered in its integration's shape.
+//! [`on_shutdown`] gets the environment's SIGTERM.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use lambda_http::request::LambdaRequest;
-use lambda_runtime::{Error, LambdaEvent, Service, service_fn};
+use aws_lambda_events::apigw::{
+    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpResponse, ApiGatewayWebsocketProxyRequest,
+};
+use aws_lambda_events::encodings::Body;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -75,13 +78,13 @@ where
 const EXTENSION_NAME: &str = "mcp-aws-tools-shutdown";
 
 async fn register_extension() -> Result<(), Error> {
-    use lambda_runtime_api_client::{PooledClient, body::Body, build_request};
+    use lambda_runtime_api_client::{PooledClient, body::Body as RequestBody, build_request};
     let client = PooledClient::builder().build();
     let request = build_request()
         .method("POST")
         .uri("/2020-01-01/extension/register")
         .header("Lambda-Extension-Name", EXTENSION_NAME)
-        .body(Body::from(r#"{"events":[]}"#))?;
+        .body(RequestBody::from(r#"{"events":[]}"#))?;
     let response = client.call(request).await?;
     if !response.status().is_success() {
         return Err(format!("extension registration answered {}", response.status()).into());
@@ -97,94 +100,144 @@ async fn register_extension() -> Result<(), Error> {
         .method("GET")
         .uri("/2020-01-01/extension/event/next")
         .header("Lambda-Extension-Identifier", id)
-        .body(Body::empty())?;
+        .body(RequestBody::empty())?;
     tokio::spawn(async move {
         let _ = client.call(next).await;
     });
     Ok(())
 }
 
-/// An invocation's answer, serialized once by the runtime. `H` is lambda_http's response type,
-/// which it does not name publicly.
+/// An invocation's answer, in the shape its event's integration expects; serialized once by
+/// the runtime.
 #[derive(Debug, serde::Serialize)]
 #[serde(untagged)]
 #[allow(clippy::large_enum_variant)] // one per invocation, moved once
-pub enum Response<H> {
-    WebSocket(ApiGatewayProxyResponse),
-    Http(H),
+pub enum Response {
+    /// WebSocket events, and REST API (payload 1.0) events.
+    Proxy(ApiGatewayProxyResponse),
+    /// HTTP API (payload 2.0) and Function URL events.
+    HttpV2(ApiGatewayV2httpResponse),
 }
 
 /// One invocation, WebSocket or HTTP; in Lambda with EMF metrics, the invocation's metric
 /// lines are written before its response is returned.
-pub async fn handle(
-    state: &AppState,
-    event: LambdaEvent<Value>,
-) -> Result<Response<impl serde::Serialize + std::fmt::Debug>, Error> {
+pub async fn handle(state: &AppState, event: LambdaEvent<Value>) -> Result<Response, Error> {
     let request_id = event.context.request_id.clone();
-    let response = dispatch(state, event).await;
+    let response = dispatch(state, event.payload).await;
     if let Some(emf) = state.per_invocation_metrics() {
         crate::metrics::publisher::publish_invocation(&state.metrics, emf, &request_id).await;
     }
-    response
+    Ok(response?)
 }
 
-async fn dispatch(
-    state: &AppState,
-    event: LambdaEvent<Value>,
-) -> Result<Response<impl serde::Serialize + std::fmt::Debug>, Error> {
-    let LambdaEvent { payload, context } = event;
+async fn dispatch(state: &AppState, payload: Value) -> Result<Response, EventError> {
     if is_websocket(&payload) {
         let event = decode_websocket(payload)?;
-        return Ok(Response::WebSocket(super::handle(state, event).await));
+        return Ok(Response::Proxy(super::handle(state, event).await));
     }
     state.metrics.note_invocation();
-    let request: LambdaRequest =
-        serde_path_to_error::deserialize(payload).map_err(EventError::from)?;
-    check_http(&request)?;
-    let mut adapter =
-        lambda_http::Adapter::from(service_fn(|request: lambda_http::Request| async move {
-            let caller = caller_of(&request);
-            let body: &[u8] = match request.body() {
-                lambda_http::Body::Empty => &[],
-                lambda_http::Body::Text(text) => text.as_bytes(),
-                lambda_http::Body::Binary(bytes) => bytes,
-                _ => &[],
+    match decode_http(payload)? {
+        HttpEvent::V2(event) => {
+            let body = body_of(event.body.as_deref(), event.is_base64_encoded)?;
+            let context = &event.request_context;
+            let iam = context.authorizer.as_ref().and_then(|a| a.iam.as_ref());
+            let caller = crate::session::Caller {
+                arn: iam.and_then(|iam| iam.user_arn.clone()),
+                account_id: iam.and_then(|iam| iam.account_id.clone()),
+                source_ip: context.http.source_ip.clone(),
             };
+            let path = event.raw_path.as_deref().unwrap_or_default();
             let request = super::http::HttpRequest {
-                method: request.method(),
-                path: request.uri().path(),
-                headers: request.headers(),
-                body: Some(body),
+                method: &context.http.method,
+                path: without_stage(path, context.stage.as_deref()),
+                headers: &event.headers,
+                body: Some(&body),
                 caller,
             };
-            Ok::<_, Infallible>(super::http::respond(state, request).await)
-        }));
-    let response = adapter.call(LambdaEvent::new(request, context)).await?;
-    Ok(Response::Http(response))
+            let response = super::http::respond(state, request).await;
+            let (parts, body) = response.into_parts();
+            let mut answer = ApiGatewayV2httpResponse::default();
+            answer.status_code = i64::from(parts.status.as_u16());
+            answer.headers = parts.headers;
+            answer.body = Some(Body::Text(body));
+            Ok(Response::HttpV2(answer))
+        }
+        HttpEvent::V1(event) => {
+            let body = body_of(event.body.as_deref(), event.is_base64_encoded)?;
+            // API Gateway gives a header in both maps; where they differ, the single value wins.
+            let mut headers = event.multi_value_headers;
+            headers.extend(event.headers);
+            let identity = &event.request_context.identity;
+            let caller = crate::session::Caller {
+                arn: identity.user_arn.clone(),
+                account_id: identity.account_id.clone(),
+                source_ip: identity.source_ip.clone(),
+            };
+            let request = super::http::HttpRequest {
+                method: &event.http_method,
+                // A REST API's `path` is the resource's, without the stage.
+                path: event.path.as_deref().unwrap_or_default(),
+                headers: &headers,
+                body: Some(&body),
+                caller,
+            };
+            let response = super::http::respond(state, request).await;
+            let (parts, body) = response.into_parts();
+            let mut answer = ApiGatewayProxyResponse::default();
+            answer.status_code = i64::from(parts.status.as_u16());
+            // Only one of the two maps: API Gateway merges them, which would repeat a header.
+            answer.multi_value_headers = parts.headers;
+            answer.body = Some(Body::Text(body));
+            Ok(Response::Proxy(answer))
+        }
+    }
 }
 
-/// Who sent an HTTP event: with `AWS_IAM` authorization, the signing principal
-/// (`requestContext.authorizer.iam`), and the source address.
-fn caller_of(request: &lambda_http::Request) -> crate::session::Caller {
-    use lambda_http::RequestExt;
-    use lambda_http::request::RequestContext;
-    let mut caller = crate::session::Caller::default();
-    match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => {
-            if let Some(iam) = context.authorizer.as_ref().and_then(|a| a.iam.as_ref()) {
-                caller.arn = iam.user_arn.clone();
-                caller.account_id = iam.account_id.clone();
-            }
-            caller.source_ip = context.http.source_ip.clone();
-        }
-        Some(RequestContext::ApiGatewayV1(context)) => {
-            caller.arn = context.identity.user_arn.clone();
-            caller.account_id = context.identity.account_id.clone();
-            caller.source_ip = context.identity.source_ip.clone();
-        }
-        _ => {}
+/// An HTTP event, as API Gateway or a Function URL delivers it.
+enum HttpEvent {
+    /// HTTP API (payload 2.0) and Function URL events: `requestContext.http`.
+    V2(Box<ApiGatewayV2httpRequest>),
+    /// REST API events, and HTTP API events in payload 1.0: `httpMethod`.
+    V1(Box<ApiGatewayProxyRequest>),
+}
+
+fn decode_http(payload: Value) -> Result<HttpEvent, EventError> {
+    if payload["requestContext"].get("http").is_some() {
+        Ok(HttpEvent::V2(serde_path_to_error::deserialize(payload)?))
+    } else {
+        Ok(HttpEvent::V1(serde_path_to_error::deserialize(payload)?))
     }
-    caller
+}
+
+/// An HTTP API's `rawPath` starts with the stage's name unless the stage is `$default`; the
+/// routes are the same on every stage.
+fn without_stage<'a>(path: &'a str, stage: Option<&str>) -> &'a str {
+    match stage {
+        None | Some("$default") | Some("") => path,
+        Some(stage) => match path.strip_prefix('/').and_then(|p| p.strip_prefix(stage)) {
+            Some("") => "/",
+            Some(rest) if rest.starts_with('/') => rest,
+            _ => path,
+        },
+    }
+}
+
+/// The body's bytes: decoded when the event marks it base64.
+fn body_of(body: Option<&str>, base64: bool) -> Result<std::borrow::Cow<'_, [u8]>, EventError> {
+    use base64::Engine;
+    match body {
+        None => Ok(std::borrow::Cow::Borrowed(&[])),
+        Some(body) if !base64 => Ok(std::borrow::Cow::Borrowed(body.as_bytes())),
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|_| {
+                EventError::WrongType(
+                    "body".to_owned(),
+                    "isBase64Encoded is true but the body is not base64".to_owned(),
+                )
+            }),
+    }
 }
 
 /// An event this function cannot take, named by the paths at fault.
@@ -276,83 +329,6 @@ pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyReques
     Ok(serde_path_to_error::deserialize(payload)?)
 }
 
-/// What lambda_http turns into the request's URI (`{x-forwarded-proto}://{host}{/stage}{path}`)
-/// and unwraps: parsed here first, with the same parser, so that an odd event (a host that is
-/// not one, a scheme that is not http) is an error instead of a panic.
-fn check_http(request: &LambdaRequest) -> Result<(), EventError> {
-    let (headers, domain, stage, path, raw_query, body) = match request {
-        LambdaRequest::ApiGatewayV2(event) => (
-            &event.headers,
-            event.request_context.domain_name.as_deref(),
-            &event.request_context.stage,
-            event.raw_path.as_deref(),
-            event.raw_query_string.as_deref(),
-            event.body.as_deref().filter(|_| event.is_base64_encoded),
-        ),
-        // lambda_http encodes a REST event's query parameters itself.
-        LambdaRequest::ApiGatewayV1(event) => (
-            &event.headers,
-            event.request_context.domain_name.as_deref(),
-            &event.request_context.stage,
-            event.path.as_deref(),
-            None,
-            event.body.as_deref().filter(|_| event.is_base64_encoded),
-        ),
-        _ => return Ok(()),
-    };
-    // lambda_http decodes a body marked base64 and panics when it is not.
-    if let Some(encoded) = body {
-        use base64::Engine;
-        if base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .is_err()
-        {
-            return Err(EventError::WrongType(
-                "body".to_owned(),
-                "isBase64Encoded is true but the body is not base64".to_owned(),
-            ));
-        }
-    }
-    let bad = || {
-        EventError::WrongType(
-            "headers.host".to_owned(),
-            "the host, x-forwarded-proto, path and query do not make a URI".to_owned(),
-        )
-    };
-    let path = path.unwrap_or_default();
-    let path = match stage.as_deref() {
-        _ if std::env::var_os("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH").is_some() => path.to_owned(),
-        None | Some("$default") => path.to_owned(),
-        Some(stage) if path.starts_with(&format!("/{stage}/")) => path.to_owned(),
-        Some(stage) => format!("/{stage}{path}"),
-    };
-    let host = headers
-        .get(::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or(domain);
-    let mut uri = match host {
-        None => url::Url::parse(&format!("http://localhost{path}"))
-            .map_err(|_| bad())?
-            .path()
-            .to_owned(),
-        Some(host) => {
-            let scheme = headers
-                .get("x-forwarded-proto")
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("https");
-            url::Url::parse(&format!("{scheme}://{host}{path}"))
-                .map_err(|_| bad())?
-                .to_string()
-        }
-    };
-    if let Some(query) = raw_query.filter(|q| !q.is_empty()) {
-        uri.push('?');
-        uri.push_str(query);
-    }
-    ::http::Uri::try_from(uri).map_err(|_| bad())?;
-    Ok(())
-}
-
 /// WebSocket events carry a connection id and an event type (CONNECT, MESSAGE, DISCONNECT);
 /// HTTP API and Function URL events carry `requestContext.http`, REST API events an
 /// `httpMethod`.
@@ -392,73 +368,52 @@ mod tests {
     }
 
     #[test]
-    fn odd_http_events_are_errors_not_panics() {
-        let event = |host: &str| {
-            json!({"version": "2.0", "rawPath": "/api/metrics", "headers": {"host": host},
-                "requestContext": {"http": {"method": "GET", "path": "/api/metrics"}, "domainName": "x"}})
-        };
-        for host in ["a%b", "abcdef113.10", "a b"] {
-            let request: LambdaRequest = serde_json::from_value(event(host)).unwrap();
-            assert!(check_http(&request).is_err(), "{host}");
-        }
-        let request: LambdaRequest = serde_json::from_value(event("a%b")).unwrap();
-        assert!(
-            check_http(&request)
-                .unwrap_err()
-                .to_string()
-                .starts_with("headers.host")
+    fn a_named_stage_is_not_part_of_the_route() {
+        assert_eq!(
+            without_stage("/prod/api/metrics", Some("prod")),
+            "/api/metrics"
         );
-        let request: LambdaRequest = serde_json::from_value(event("api.example.com")).unwrap();
-        assert!(check_http(&request).is_ok());
+        assert_eq!(without_stage("/prod", Some("prod")), "/");
+        assert_eq!(
+            without_stage("/api/metrics", Some("$default")),
+            "/api/metrics"
+        );
+        assert_eq!(without_stage("/api/metrics", None), "/api/metrics");
+        assert_eq!(
+            without_stage("/production/mcp", Some("prod")),
+            "/production/mcp"
+        );
+        assert_eq!(without_stage("/mcp", Some("prod")), "/mcp");
     }
 
-    /// Whatever `check_http` lets through, lambda_http turns into a request without panicking
-    /// (cases the fuzzer found: a host that is not one, a scheme that is not http, a domain
-    /// that is not ASCII, a query that is not a URI's).
     #[test]
-    fn what_check_http_passes_lambda_http_can_build() {
-        let cases = [
-            json!({"host": "a%b"}),
-            json!({"host": "abcdef113.10"}),
-            json!({"domain": "a1b2.execute-api.us\u{4d5}ast-1.amazonaws.com", "proto": "httpr"}),
-            json!({"domain": "a1b2.execute-api.us-east-1.amazonaws.com", "query": "a=b c"}),
-            json!({"domain": "a1b2.execute-api.us-east-1.amazonaws.com", "query": "a=\u{e9}"}),
-            json!({"domain": "api.example.com", "query": "a=b&c=%20"}),
-            json!({"path": "[x"}),
-            json!({"host": "api.example.com", "stage": "prod", "path": "/mcp"}),
-        ];
-        let mut passed = 0;
-        let base64_cases = [
-            json!({"domain": "api.example.com", "body": "e30=", "base64": true}),
-            json!({"domain": "api.example.com", "body": "not base64!", "base64": true}),
-            json!({"domain": "api.example.com", "body": "not base64!", "base64": false}),
-        ];
-        for case in cases.into_iter().chain(base64_cases) {
-            let mut event = json!({"version": "2.0", "rawPath": case.get("path").cloned().unwrap_or(json!("/mcp")),
-                "rawQueryString": case.get("query").cloned().unwrap_or(json!("")),
-                "headers": {},
-                "requestContext": {"http": {"method": "POST", "path": "/mcp"}, "stage": case.get("stage").cloned().unwrap_or(json!("$default"))}});
-            if let Some(host) = case.get("host") {
-                event["headers"]["host"] = host.clone();
-            }
-            if let Some(proto) = case.get("proto") {
-                event["headers"]["x-forwarded-proto"] = proto.clone();
-            }
-            if let Some(domain) = case.get("domain") {
-                event["requestContext"]["domainName"] = domain.clone();
-            }
-            if let Some(body) = case.get("body") {
-                event["body"] = body.clone();
-                event["isBase64Encoded"] = case["base64"].clone();
-            }
-            let request: LambdaRequest = serde_json::from_value(event).unwrap();
-            if check_http(&request).is_ok() {
-                passed += 1;
-                let built = std::panic::catch_unwind(|| lambda_http::http::Request::from(request));
-                assert!(built.is_ok(), "{case}");
-            }
-        }
-        assert!(passed >= 4, "the well-formed cases pass");
+    fn a_body_marked_base64_must_be_base64() {
+        assert_eq!(&*body_of(Some("e30="), true).unwrap(), b"{}");
+        assert_eq!(
+            &*body_of(Some("not base64!"), false).unwrap(),
+            b"not base64!"
+        );
+        assert_eq!(&*body_of(None, true).unwrap(), b"");
+        let err = body_of(Some("not base64!"), true).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "body has the wrong type: isBase64Encoded is true but the body is not base64"
+        );
+    }
+
+    #[test]
+    fn an_odd_http_event_is_named_by_its_path() {
+        let err = decode_http(
+            json!({"version": "2.0", "rawPath": "/mcp", "headers": {"host": 5},
+            "requestContext": {"http": {"method": "POST", "path": "/mcp"}}}),
+        )
+        .err()
+        .unwrap();
+        assert!(err.to_string().starts_with("headers"), "{err}");
+        let err = decode_http(json!({"httpMethod": "NOT A METHOD", "path": "/mcp"}))
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("httpMethod"), "{err}");
     }
 
     #[test]
