@@ -44,6 +44,47 @@ struct Run {
     errors: usize,
     elapsed: Duration,
     latencies: Vec<Duration>,
+    /// CPU time of the server's process and of this one (the client) during the run; closed
+    /// loop only.
+    cpu: Option<Cpu>,
+}
+
+#[derive(Clone, Copy)]
+struct Cpu {
+    server: Duration,
+    client: Duration,
+}
+
+/// The CPU time a process's threads have used so far (the first field of each thread's
+/// `schedstat`, in nanoseconds: the scheduler's own count, not the 10 ms ticks of `stat`).
+fn cpu_time(pid: u32) -> Duration {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Duration::ZERO;
+    };
+    let nanos: u64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
+/// `run`, with the CPU time the server (`server_pid`) and the client spent on it.
+async fn run_timed(
+    url: &str,
+    server_pid: u32,
+    connections: usize,
+    per_connection: usize,
+    make: fn(usize) -> Value,
+    bound: Duration,
+) -> Run {
+    let client_pid = std::process::id();
+    let (server, client) = (cpu_time(server_pid), cpu_time(client_pid));
+    let mut this = run(url, connections, per_connection, 1, bound, make).await;
+    this.cpu = Some(Cpu {
+        server: cpu_time(server_pid).saturating_sub(server),
+        client: cpu_time(client_pid).saturating_sub(client),
+    });
+    this
 }
 
 /// One connection: `count` messages made by `make(seq)`, `window` in flight.
@@ -130,6 +171,7 @@ async fn run(
         errors,
         elapsed: started.elapsed(),
         latencies,
+        cpu: None,
     }
 }
 
@@ -143,7 +185,13 @@ fn median(sorted: &[f64]) -> f64 {
 }
 
 fn report(run: &mut Run) -> Value {
-    support::latency_report(&mut run.latencies, run.errors, run.elapsed)
+    let mut report = support::latency_report(&mut run.latencies, run.errors, run.elapsed);
+    if let Some(cpu) = run.cpu {
+        let per_message = |time: Duration| time.as_secs_f64() * 1e6 / run.latencies.len() as f64;
+        report["server_cpu_us_per_message"] = json!(per_message(cpu.server));
+        report["client_cpu_us_per_message"] = json!(per_message(cpu.client));
+    }
+    report
 }
 
 fn ping(seq: usize) -> Value {
@@ -176,7 +224,7 @@ fn tools_call_get_credentials(seq: usize) -> Value {
 /// The reference document's tool in Python (benches/reference/aws_tools_server.py), with the
 /// same credentials in its environment as `serve` has.
 struct Reference {
-    _helper: support::Helper,
+    helper: support::Helper,
     url: String,
 }
 
@@ -197,7 +245,7 @@ impl Reference {
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
         Reference {
             url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
-            _helper: helper,
+            helper,
         }
     }
 }
@@ -254,24 +302,25 @@ fn main() {
         // round, and each ratio is the median of the ratios within a round (both mixes of a
         // ratio measured minutes apart would compare the machine's moods, not the code).
         let mut closed: HashMap<&str, Vec<Run>> = HashMap::new();
-        let mixes: [(&str, &str, Make); 4] = [
-            ("ping", &url, ping),
-            ("envelope_get_credentials", &url, envelope_get_credentials),
-            ("tools_call_get_credentials", &url, tools_call_get_credentials),
-            ("reference_envelope_get_credentials", &reference.url, envelope_get_credentials),
+        let (serve_pid, reference_pid) = (server.pid(), reference.helper.child.id());
+        let mixes: [(&str, &str, u32, Make); 4] = [
+            ("ping", &url, serve_pid, ping),
+            ("envelope_get_credentials", &url, serve_pid, envelope_get_credentials),
+            ("tools_call_get_credentials", &url, serve_pid, tools_call_get_credentials),
+            ("reference_envelope_get_credentials", &reference.url, reference_pid, envelope_get_credentials),
         ];
-        for (_, target, make) in &mixes {
+        for (_, target, _, make) in &mixes {
             run(target, 2, 200, 1, bound, *make).await;
         }
         for _round in 0..closed_rounds {
-            for (name, target, make) in &mixes {
-                let this = run(
+            for (name, target, pid, make) in &mixes {
+                let this = run_timed(
                     target,
+                    *pid,
                     closed_connections,
                     closed_messages,
-                    1,
-                    bound,
                     *make,
+                    bound,
                 )
                 .await;
                 closed.entry(name).or_default().push(this);
@@ -292,13 +341,30 @@ fn main() {
                 "rounds": ratios,
             })
         };
+        // The server's CPU time per message, the reference's to `serve`'s, per round: what the
+        // closed loop's rate hides when the client and the kernel take most of the cores.
+        let server_cpu = |run: &Run| {
+            run.cpu.map_or(f64::NAN, |cpu| cpu.server.as_secs_f64()) / run.latencies.len() as f64
+        };
+        let mut cpu_ratios: Vec<f64> = closed["reference_envelope_get_credentials"]
+            .iter()
+            .zip(&closed["envelope_get_credentials"])
+            .map(|(reference, ours)| server_cpu(reference) / server_cpu(ours))
+            .collect();
+        cpu_ratios.sort_by(f64::total_cmp);
         let ratios = json!({
+            "reference_server_cpu_to_envelope_get_credentials": {
+                "median": median(&cpu_ratios),
+                "min": cpu_ratios.first(),
+                "max": cpu_ratios.last(),
+                "rounds": cpu_ratios,
+            },
             "envelope_get_credentials_to_reference": ratio("envelope_get_credentials", "reference_envelope_get_credentials"),
             "envelope_get_credentials_to_ping": ratio("envelope_get_credentials", "ping"),
             "tools_call_get_credentials_to_ping": ratio("tools_call_get_credentials", "ping"),
         });
         let mut closed_report = serde_json::Map::new();
-        for (name, _, _) in &mixes {
+        for (name, _, _, _) in &mixes {
             let runs = closed.get_mut(name).expect("measured");
             let rates: Vec<f64> = runs.iter().map(rate).collect();
             runs.sort_by(|a, b| rate(a).total_cmp(&rate(b)));

@@ -205,12 +205,13 @@ w("ratio is the median of the ratios within a round (their range in brackets). T
 w("reference document's `aws/get-credentials` written in Python (`benches/reference/aws_tools_server.py`: the")
 w("`websockets` server, environment credentials, a log record per call), with the same credentials.")
 w("")
-w("| request | through | messages/s (median round) | every round | p50 ms | p99 ms | errors |")
-w("|---|---|---|---|---|---|---|")
+w("| request | through | messages/s (median round) | every round | p50 ms | p99 ms | server CPU µs/message | client CPU µs/message | errors |")
+w("|---|---|---|---|---|---|---|---|---|")
 for key, label, through in [("ping", "ping", "serve"), ("envelope_get_credentials", "envelope aws/get-credentials", "serve"), ("tools_call_get_credentials", "tools/call aws_get_credentials", "serve"), ("reference_envelope_get_credentials", "envelope aws/get-credentials", "Python reference")]:
     t = closed["runs"][key]
     rounds = ", ".join(fmt(x, 0) for x in t["rounds_messages_per_second"])
-    w(f"| {label} | {through} | {fmt(t['messages_per_second'], 0)} | {rounds} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} | {t['errors']} |")
+    w(f"| {label} | {through} | {fmt(t['messages_per_second'], 0)} | {rounds} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} "
+      f"| {fmt(t['server_cpu_us_per_message'], 1)} | {fmt(t['client_cpu_us_per_message'], 1)} | {t['errors']} |")
 w("")
 r = closed["ratios"]
 def spread(name):
@@ -218,6 +219,12 @@ def spread(name):
     return f"{fmt(x['median'])}x ({fmt(x['min'])}x to {fmt(x['max'])}x)"
 w(f"Envelope get-credentials to the Python reference: {spread('envelope_get_credentials_to_reference')}; to ping: {spread('envelope_get_credentials_to_ping')};")
 w(f"tools/call get-credentials to ping: {spread('tools_call_get_credentials_to_ping')}.")
+w("")
+w("CPU per message is the server's process (every thread, from the scheduler's `schedstat`) and the client's, over")
+w("the round, divided by its messages. The Python reference's server CPU per message to `serve`'s, envelope")
+w(f"get-credentials: {spread('reference_server_cpu_to_envelope_get_credentials')}. The rate's ratio is the")
+w("smaller of the two: the client and the kernel's loopback take a share of the two cores that does not shrink")
+w("with the server's.")
 w("")
 w(f"Peak RSS of `serve` after these runs: {fmt(throughput['serve_peak_rss_kb'] / 1024, 1)} MiB.")
 w("")
