@@ -387,6 +387,9 @@ pub struct Recorder {
     /// part), so connections served by different threads do not wait for one another. In
     /// Lambda there is one thread, and one part.
     parts: ThreadLocal<Part>,
+    /// An empty interval with the histograms of the last [`Recorder::take`], given to the
+    /// first part by the next.
+    spare: Mutex<Interval>,
     /// Calls recorded since the interval was last taken, over every part, less those each part
     /// has not reported yet: a part adds its calls every `report_every`, so that threads do not
     /// write this one counter on every call. The publisher is woken when it reaches
@@ -411,6 +414,7 @@ impl Recorder {
     pub fn new(flush_max_calls: u64, sink: &'static str, namespace: String) -> Self {
         Self {
             parts: ThreadLocal::new(),
+            spare: Mutex::new(Interval::new()),
             waiting: AtomicU64::new(0),
             report_every: (flush_max_calls / 64).clamp(1, 64),
             started: SystemTime::now(),
@@ -482,14 +486,23 @@ impl Recorder {
     }
 
     /// Takes the interval's metrics and starts a new interval.
+    ///
+    /// The first part's interval is swapped for the spare, an empty interval whose histograms
+    /// were kept from the last take; the others are drained into it. In Lambda (one part, a
+    /// take per invocation with EMF) no histogram is allocated or added after the second
+    /// invocation.
     pub fn take(&self) -> Batch {
-        let mut gathered = Interval::new();
+        let mut gathered = std::mem::replace(&mut *lock(&self.spare), Interval::new());
         let mut reported = 0;
-        for part in self.parts.iter() {
+        for (i, part) in self.parts.iter().enumerate() {
             let mut part = lock(&part.0);
             let calls: u64 = part.interval.tools.iter().map(|t| t.invocations).sum();
             reported += calls - std::mem::take(&mut part.unreported);
-            gathered.drain(&mut part.interval);
+            if i == 0 {
+                std::mem::swap(&mut gathered, &mut part.interval);
+            } else {
+                gathered.drain(&mut part.interval);
+            }
         }
         // Calls a part reported after it was visited stay counted for the next interval.
         let _ = self
@@ -497,7 +510,9 @@ impl Recorder {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 Some(n.saturating_sub(reported))
             });
-        gathered.take()
+        let batch = gathered.take();
+        *lock(&self.spare) = gathered;
+        batch
     }
 
     /// Resolves when enough calls are waiting to be published.
@@ -596,6 +611,47 @@ mod tests {
         // The interval starts again; the totals do not.
         assert!(r.take().is_empty());
         assert_eq!(r.snapshot()["total"]["count"], 3);
+    }
+
+    /// Take after take, the spare's histograms and the part's change places: each batch holds
+    /// its own interval's calls, never an earlier one's, on one thread and on several.
+    #[test]
+    fn each_take_holds_only_its_interval() {
+        let r = recorder();
+        for round in 1..=4u64 {
+            for _ in 0..round {
+                r.record(
+                    ToolName::GetAccountInfo,
+                    None,
+                    Duration::from_micros(10 * round),
+                );
+            }
+            let batch = r.take();
+            assert_eq!(batch.calls(), round);
+            assert_eq!(
+                batch.tools[0].durations,
+                vec![(10 * round, round)],
+                "{round}"
+            );
+            assert!(r.take().is_empty());
+        }
+        std::thread::scope(|scope| {
+            for n in 1..=2u64 {
+                let r = &r;
+                scope.spawn(move || {
+                    r.record(
+                        ToolName::GetAccountInfo,
+                        None,
+                        Duration::from_micros(20 * n),
+                    )
+                });
+            }
+        });
+        r.record(ToolName::GetAccountInfo, None, Duration::from_micros(90));
+        let batch = r.take();
+        // Below 256 µs a duration is its own bucket.
+        assert_eq!(batch.tools[0].durations, vec![(20, 1), (40, 1), (90, 1)]);
+        assert!(r.take().is_empty());
     }
 
     #[test]
