@@ -154,12 +154,9 @@ async fn dispatch(state: &AppState, payload: Value) -> Result<Response, EventErr
                 body: Some(&body),
                 caller,
             };
-            let response = super::http::respond(state, request).await;
-            let (parts, body) = response.into_parts();
+            let (status_code, headers, body) = answer_http(state, request).await;
             let mut answer = ApiGatewayV2httpResponse::default();
-            answer.status_code = i64::from(parts.status.as_u16());
-            answer.headers = parts.headers;
-            answer.body = Some(Body::Text(body));
+            (answer.status_code, answer.headers, answer.body) = (status_code, headers, body);
             Ok(Response::HttpV2(answer))
         }
         HttpEvent::V1(event) => {
@@ -181,16 +178,25 @@ async fn dispatch(state: &AppState, payload: Value) -> Result<Response, EventErr
                 body: Some(&body),
                 caller,
             };
-            let response = super::http::respond(state, request).await;
-            let (parts, body) = response.into_parts();
+            let (status_code, headers, body) = answer_http(state, request).await;
             let mut answer = ApiGatewayProxyResponse::default();
-            answer.status_code = i64::from(parts.status.as_u16());
             // Only one of the two maps: API Gateway merges them, which would repeat a header.
-            answer.multi_value_headers = parts.headers;
-            answer.body = Some(Body::Text(body));
+            (answer.status_code, answer.multi_value_headers, answer.body) =
+                (status_code, headers, body);
             Ok(Response::Proxy(answer))
         }
     }
+}
+
+/// The handler's answer as an integration's response carries it: status, headers, and the
+/// body as text.
+async fn answer_http(
+    state: &AppState,
+    request: super::http::HttpRequest<'_>,
+) -> (i64, http::HeaderMap, Option<Body>) {
+    let (parts, body) = super::http::respond(state, request).await.into_parts();
+    let status = i64::from(parts.status.as_u16());
+    (status, parts.headers, Some(Body::Text(body)))
 }
 
 /// An HTTP event, as API Gateway or a Function URL delivers it.
