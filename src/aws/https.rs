@@ -242,13 +242,15 @@ mod tests {
         held.abort();
     }
 
-    /// A port nobody listens on: an I/O failure (retried by the SDK), not a time-out.
+    /// A port nobody listens on: an I/O failure (retried by the SDK), not a time-out. The port
+    /// stays bound, never listening, so that nothing else started meanwhile can be given it.
     #[tokio::test]
     async fn a_refused_connection_is_an_io_failure() {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-            listener.local_addr().expect("address").port()
-        };
+        let bound = tokio::net::TcpSocket::new_v4().expect("socket");
+        bound
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+            .expect("bind");
+        let port = bound.local_addr().expect("address").port();
         let err = connector((Some(Duration::from_secs(5)), None))
             .call(get(&format!("http://127.0.0.1:{port}/")))
             .await
