@@ -4,9 +4,9 @@
 //! The SDK's own client (aws-smithy-http-client) takes trust roots only as PEM, so the
 //! compiled-in roots had to be written out as PEM, which it then decoded again when it built its
 //! TLS configuration: about 8.5 million instructions, most of the work of a cold start's first
-//! STS call. Here rustls takes the compiled-in roots as the certificates they are (about 0.4
-//! million instructions, once per process); a bundle (`AWS_CA_BUNDLE`) was parsed once when it
-//! was checked, and the system's roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`) are read as
+//! STS call. Here rustls takes the compiled-in roots as the trust anchors build.rs made of them
+//! (nothing parsed at run time); a bundle (`AWS_CA_BUNDLE`) was parsed once when it was
+//! checked, and the system's roots (`SSL_CERT_FILE`, `SSL_CERT_DIR`) are read as
 //! rustls-native-certs reads them.
 //!
 //! What the SDK's client does that matters here, this does too: the connect time-out

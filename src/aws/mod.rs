@@ -22,8 +22,8 @@ pub use https::https_client;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TrustRoots {
     /// Mozilla's root program (from the CCADB, through the `webpki-root-certs` crate), compiled
-    /// into the binary as certificates: nothing to read or decode at run time, only parsed by
-    /// rustls once per process. They change when that crate is updated
+    /// into the binary as the trust anchors rustls checks against (made by build.rs): nothing
+    /// to read, decode or parse at run time. They change when that crate is updated
     /// (`cargo update -p webpki-root-certs`) and the function is built and deployed again.
     Compiled,
     /// The system's bundle, read at run time; honours `SSL_CERT_FILE` and `SSL_CERT_DIR` (a
@@ -34,17 +34,13 @@ pub enum TrustRoots {
 }
 
 impl TrustRoots {
-    /// The roots as rustls checks certificates against them: the compiled-in ones parsed, the
+    /// The roots as rustls checks certificates against them: the compiled-in anchors, the
     /// system's read as rustls-native-certs reads them (each one it cannot load is logged), a
     /// bundle's as they were parsed when it was checked.
     pub fn root_store(&self) -> rustls::RootCertStore {
         let mut store = rustls::RootCertStore::empty();
         match self {
-            TrustRoots::Compiled => {
-                let _ = store.add_parsable_certificates(
-                    webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().cloned(),
-                );
-            }
+            TrustRoots::Compiled => store.extend(anchors::COMPILED_ANCHORS.iter().cloned()),
             TrustRoots::System => {
                 let loaded = rustls_native_certs::load_native_certs();
                 for error in &loaded.errors {
@@ -56,6 +52,10 @@ impl TrustRoots {
         }
         store
     }
+}
+
+mod anchors {
+    include!(concat!(env!("OUT_DIR"), "/trust_anchors.rs"));
 }
 
 /// A CA bundle of one's own, named by `AWS_CA_BUNDLE` as the AWS CLI and the other AWS SDKs name
@@ -161,15 +161,18 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// Every compiled-in root is one rustls takes as a trust anchor: none is left out of the
-    /// store AWS endpoints are checked against.
+    /// The compiled-in anchors are Mozilla's roots, every one, exactly as rustls-webpki takes
+    /// each certificate at run time: build.rs left none out and changed none.
     #[test]
-    fn every_compiled_root_is_a_trust_anchor() {
+    fn the_compiled_anchors_are_every_mozilla_root() {
         let roots = webpki_root_certs::TLS_SERVER_ROOT_CERTS;
         assert!(roots.len() > 100, "{} roots", roots.len());
-        let mut store = rustls::RootCertStore::empty();
-        let (added, ignored) = store.add_parsable_certificates(roots.iter().cloned());
-        assert_eq!((added, ignored), (roots.len(), 0));
+        let parsed: Vec<_> = roots
+            .iter()
+            .map(|cert| webpki::anchor_from_trusted_cert(cert).expect("a trust anchor"))
+            .collect();
+        assert_eq!(anchors::COMPILED_ANCHORS, &parsed[..]);
+        assert_eq!(TrustRoots::Compiled.root_store().roots, parsed);
     }
 
     /// The first `roots` of Mozilla's roots as a PEM bundle.
