@@ -4,11 +4,12 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::cloudwatch::{Behaviour, CloudWatch, datums, dimensions};
-use support::runtime_api::{Outcome, RuntimeApi};
+use support::runtime_api::{Outcome, RuntimeApi, Seen};
 use support::{LambdaProcess, Moto, Server, Ws};
 
 fn base_env<'a>(moto: &'a Moto, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -648,6 +649,85 @@ async fn lambda_writes_each_invocations_emf_lines_within_it() {
         .filter(|r| r.get("ToolInvocations").is_some())
         .count();
     assert_eq!(lines, 3, "a line for each call, no more");
+}
+
+/// An invocation's EMF lines are written once its response is posted, so they never delay it,
+/// and before the runtime asks for the next event, since Lambda freezes the environment at
+/// that `next`. Stdout goes to a file, read as each request reaches the Runtime API: a line the
+/// function wrote before sending the request is there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lambda_writes_an_invocations_emf_lines_after_its_response_and_before_next() {
+    let moto = Moto::start();
+    let api = RuntimeApi::start().await;
+    let stdout = support::temp_dir("lambda-stdout").join("stdout");
+    let file = std::fs::File::create(&stdout).expect("stdout file");
+    // What each request found written: (request, request ids of the tool-call lines).
+    let found = Arc::new(Mutex::new(Vec::<(Seen, Vec<String>)>::new()));
+    let (path, record) = (stdout.clone(), found.clone());
+    api.observe(move |seen| {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+            .filter(|line| line.get("ToolInvocations").is_some())
+            .map(|line| line["requestId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        record.lock().unwrap().push((seen.clone(), lines));
+    });
+    let _function = LambdaProcess::start_with_stdout(
+        &api.address(),
+        &base_env(&moto, &[("METRICS_FLUSH_INTERVAL_SECS", "3600")]),
+        Some(file),
+    );
+    let mut event: Value = serde_json::from_str(
+        &std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).unwrap(),
+    )
+    .unwrap();
+    event["body"] = Value::String(
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "aws_list_profiles", "arguments": {}}})
+            .to_string(),
+    );
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (id, outcome) = api.invoke_with_id(&event.to_string()).await;
+        assert!(matches!(outcome, Outcome::Response(_)), "{outcome:?}");
+        ids.push(id);
+    }
+    // The `next` after the second response: it comes once that invocation is done.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while found
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(s, _)| *s == Seen::Next)
+        .count()
+        < 3
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no third next: {:?}",
+            found.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let found = found.lock().unwrap().clone();
+    for id in &ids {
+        let at = found
+            .iter()
+            .position(|(seen, _)| *seen == Seen::Response(id.clone()))
+            .expect("its response");
+        assert!(
+            !found[at].1.contains(id),
+            "{id}'s EMF line was written before its response: {found:?}"
+        );
+        let (seen, lines) = &found[at + 1];
+        assert_eq!(*seen, Seen::Next, "{found:?}");
+        assert_eq!(
+            lines.iter().filter(|line| *line == id).count(),
+            1,
+            "{id}'s EMF line is written before the next `next`: {found:?}"
+        );
+    }
 }
 
 /// The function counts the HTTP requests it answers with a 4xx itself (`HttpClientErrors`),

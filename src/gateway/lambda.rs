@@ -3,14 +3,18 @@
 //! `GET /api/metrics`) to [`super::http`], each answered in its integration's shape.
 //! [`on_shutdown`] gets the environment's SIGTERM.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use aws_lambda_events::apigw::{
     ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
     ApiGatewayV2httpResponse, ApiGatewayWebsocketProxyRequest,
 };
 use aws_lambda_events::encodings::Body;
-use lambda_runtime::{Error, LambdaEvent, service_fn};
+use lambda_runtime::layers::TracingLayer;
+use lambda_runtime::tower::{self, Service};
+use lambda_runtime::{Error, LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -38,13 +42,62 @@ pub async fn run(state: Arc<AppState>) -> Result<(), Error> {
     }
     let state = &*state;
     let first_answered = &*first_answered;
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
+    let handler = service_fn(|event: LambdaEvent<Value>| async move {
         let response = handle(state, event).await;
         // A permit for the warm-up task; after the first, nobody waits for one.
         first_answered.notify_one();
         response
-    }))
-    .await
+    });
+    Runtime::new(handler)
+        .layer(tower::layer::layer_fn(|posts| AfterResponse {
+            posts,
+            state,
+        }))
+        .layer(TracingLayer::new())
+        .run()
+        .await
+}
+
+/// Around the runtime's service that runs the handler and posts its response: what an
+/// invocation still has to do once its response is out, done before the runtime asks for the
+/// next event. Lambda freezes the environment only then, at `next` (the runtime's `next` is
+/// how it says it is done), so the invocation's EMF lines still leave within the invocation
+/// but no longer delay its response.
+struct AfterResponse<'a, S> {
+    posts: S,
+    state: &'a AppState,
+}
+
+impl<'a, S> Service<LambdaInvocation> for AfterResponse<'a, S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = Error>,
+    S::Future: 'a,
+{
+    type Response = ();
+    type Error = Error;
+    type Future = Pin<Box<dyn Future<Output = Result<(), Error>> + 'a>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        self.posts.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let request_id = invocation.context.request_id.clone();
+        let posted = self.posts.call(invocation);
+        let state = self.state;
+        Box::pin(async move {
+            let posted = posted.await;
+            after_invocation(state, &request_id).await;
+            posted
+        })
+    }
+}
+
+/// In Lambda with EMF metrics: the invocation's metric lines, carrying its request id.
+pub async fn after_invocation(state: &AppState, request_id: &str) {
+    if let Some(emf) = state.per_invocation_metrics() {
+        crate::metrics::publisher::publish_invocation(&state.metrics, emf, request_id).await;
+    }
 }
 
 /// Runs `hook` when Lambda shuts the execution environment down.
@@ -119,15 +172,10 @@ pub enum Response {
     HttpV2(ApiGatewayV2httpResponse),
 }
 
-/// One invocation, WebSocket or HTTP; in Lambda with EMF metrics, the invocation's metric
-/// lines are written before its response is returned.
+/// One invocation, WebSocket or HTTP: its response (metrics are written after it is posted,
+/// by [`after_invocation`]).
 pub async fn handle(state: &AppState, event: LambdaEvent<Value>) -> Result<Response, Error> {
-    let request_id = event.context.request_id.clone();
-    let response = dispatch(state, event.payload).await;
-    if let Some(emf) = state.per_invocation_metrics() {
-        crate::metrics::publisher::publish_invocation(&state.metrics, emf, &request_id).await;
-    }
-    Ok(response?)
+    Ok(dispatch(state, event.payload).await?)
 }
 
 async fn dispatch(state: &AppState, payload: Value) -> Result<Response, EventError> {

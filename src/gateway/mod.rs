@@ -156,8 +156,10 @@ fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
 pub async fn invoke(state: &AppState, event_json: &str) -> Result<String, lambda_runtime::Error> {
     let event: serde_json::Value = serde_json::from_str(event_json)?;
     let context = lambda_runtime::Context::default();
-    let response = lambda::handle(state, lambda_runtime::LambdaEvent::new(event, context)).await?;
-    Ok(serde_json::to_string_pretty(&response)?)
+    let request_id = context.request_id.clone();
+    let response = lambda::handle(state, lambda_runtime::LambdaEvent::new(event, context)).await;
+    lambda::after_invocation(state, &request_id).await;
+    Ok(serde_json::to_string_pretty(&response?)?)
 }
 
 #[cfg(test)]

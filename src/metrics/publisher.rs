@@ -93,9 +93,9 @@ pub async fn publish(recorder: &Recorder, sink: &Sink, timeout: Duration) {
     publish_for(recorder, sink, timeout, None).await;
 }
 
-/// In Lambda with the EMF sink: what this invocation recorded, written before its response
-/// leaves, since Lambda may freeze the environment as soon as the response is sent. The
-/// lines carry the invocation's request id.
+/// In Lambda with the EMF sink: what this invocation recorded, written once its response is
+/// posted and before the runtime asks for the next event (Lambda freezes the environment at
+/// that `next`, never between). The lines carry the invocation's request id.
 pub async fn publish_invocation(recorder: &Recorder, emf: &EmfSink, request_id: &str) {
     let sink = Sink::Emf(emf.clone());
     publish_for(recorder, &sink, Duration::ZERO, Some(request_id)).await;

@@ -614,6 +614,16 @@ pub struct LambdaProcess {
 
 impl LambdaProcess {
     pub fn start(runtime_api: &str, env: &[(&str, &str)]) -> LambdaProcess {
+        Self::start_with_stdout(runtime_api, env, None)
+    }
+
+    /// The same, with stdout written to `stdout` (its lines are not in `logs`): what the
+    /// function has written is in the file as soon as its write returns.
+    pub fn start_with_stdout(
+        runtime_api: &str,
+        env: &[(&str, &str)],
+        stdout: Option<std::fs::File>,
+    ) -> LambdaProcess {
         let home = temp_dir("lambda-home");
         let mut command = Command::new(BINARY);
         command
@@ -632,11 +642,13 @@ impl LambdaProcess {
             ])
             .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout.map_or_else(Stdio::piped, Stdio::from))
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start Lambda mode");
         let logs = Logs::default();
-        logs.capture(child.stdout.take().expect("stdout"));
+        if let Some(stdout) = child.stdout.take() {
+            logs.capture(stdout);
+        }
         logs.capture(child.stderr.take().expect("stderr"));
         LambdaProcess { child, logs }
     }

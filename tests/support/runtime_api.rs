@@ -33,6 +33,17 @@ struct Pending {
     done: oneshot::Sender<Outcome>,
 }
 
+/// A request from the function, as the emulator receives it (see [`RuntimeApi::observe`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// `invocation/next`: the function is done with its invocation, if it had one.
+    Next,
+    /// `invocation/{id}/response`, before it is answered.
+    Response(String),
+}
+
+type Observer = Arc<dyn Fn(&Seen) + Send + Sync>;
+
 #[derive(Default)]
 struct Timeline {
     first_next: Option<Instant>,
@@ -45,6 +56,16 @@ struct Shared {
     in_flight: Mutex<HashMap<String, oneshot::Sender<Outcome>>>,
     timeline: Mutex<Timeline>,
     shutdown: tokio::sync::watch::Receiver<bool>,
+    observer: Mutex<Option<Observer>>,
+}
+
+impl Shared {
+    fn seen(&self, seen: Seen) {
+        let observer = self.observer.lock().expect("lock").clone();
+        if let Some(observer) = observer {
+            observer(&seen);
+        }
+    }
 }
 
 pub struct RuntimeApi {
@@ -64,6 +85,7 @@ impl RuntimeApi {
             in_flight: Mutex::new(HashMap::new()),
             timeline: Mutex::new(Timeline::default()),
             shutdown: shutdown_rx,
+            observer: Mutex::new(None),
         });
         let router = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -119,6 +141,12 @@ impl RuntimeApi {
         (request_id, answer.await.expect("the function answered"))
     }
 
+    /// Calls `observer` with each `next` and `response` request as it arrives, before it is
+    /// answered: what the function had done by then is done.
+    pub fn observe(&self, observer: impl Fn(&Seen) + Send + Sync + 'static) {
+        *self.shared.observer.lock().expect("lock") = Some(Arc::new(observer));
+    }
+
     /// When the function first asked for an invocation.
     pub fn first_next(&self) -> Option<Instant> {
         self.shared.timeline.lock().expect("lock").first_next
@@ -154,6 +182,7 @@ async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
         let mut timeline = shared.timeline.lock().expect("lock");
         timeline.first_next.get_or_insert_with(Instant::now);
     }
+    shared.seen(Seen::Next);
     let pending = shared.queue.lock().await.recv().await;
     let Some(pending) = pending else {
         return (StatusCode::GONE, HeaderMap::new(), String::new());
@@ -195,6 +224,7 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
+    shared.seen(Seen::Response(id.clone()));
     finish(
         &shared,
         &id,
