@@ -49,8 +49,8 @@ const SILENCED: &[&str] = &[
 /// (`invoke`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Output {
-    /// Each record written as it is made: in Lambda the environment may be frozen as soon as
-    /// an event is answered, so nothing may wait in a buffer.
+    /// Each record written as it is made: in Lambda the environment is frozen when the runtime
+    /// asks for its next event, right after an answer, so nothing may wait in a buffer.
     Stdout,
     Stderr,
     /// stdout through a writer thread that writes the records of a few milliseconds at once
