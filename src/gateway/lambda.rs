@@ -7,10 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use aws_lambda_events::apigw::{
-    ApiGatewayProxyRequest, ApiGatewayProxyResponse, ApiGatewayV2httpRequest,
-    ApiGatewayV2httpResponse, ApiGatewayWebsocketProxyRequest,
-};
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::tower::{self, Service};
@@ -18,6 +15,7 @@ use lambda_runtime::{Error, LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use super::event::{HttpApiEvent, RestApiEvent, WebSocketEvent};
 use crate::state::AppState;
 
 /// Serves events until the runtime stops, and warms the AWS side up ([`AppState::warm_up`]):
@@ -250,9 +248,9 @@ async fn answer_http(
 /// An HTTP event, as API Gateway or a Function URL delivers it.
 enum HttpEvent {
     /// HTTP API (payload 2.0) and Function URL events: `requestContext.http`.
-    V2(Box<ApiGatewayV2httpRequest>),
+    V2(HttpApiEvent),
     /// REST API events, and HTTP API events in payload 1.0: `httpMethod`.
-    V1(Box<ApiGatewayProxyRequest>),
+    V1(RestApiEvent),
 }
 
 fn decode_http(payload: Value) -> Result<HttpEvent, EventError> {
@@ -352,7 +350,7 @@ fn at<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
 
 /// Decodes a WebSocket event, naming every missing field (`requestContext.connectedAt`) at
 /// once, and the path of a field of the wrong type.
-pub fn decode_websocket(payload: Value) -> Result<ApiGatewayWebsocketProxyRequest, EventError> {
+pub fn decode_websocket(payload: Value) -> Result<WebSocketEvent, EventError> {
     match at(&payload, "requestContext") {
         None => return Err(EventError::Missing(vec!["requestContext"])),
         Some(context) if !context.is_object() => {

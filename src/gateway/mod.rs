@@ -8,17 +8,19 @@
 
 #[cfg(feature = "serve")]
 pub mod emulator;
+pub mod event;
 pub mod http;
 pub mod lambda;
 
 use std::borrow::Cow;
 
 use ::http::{HeaderMap, HeaderValue};
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use base64::Engine;
 use tracing::Instrument;
 
+use self::event::WebSocketEvent;
 use crate::protocol::{self, loggable};
 use crate::session::{Caller, Origin};
 use crate::state::AppState;
@@ -32,7 +34,7 @@ pub const MCP_SUBPROTOCOL: &str = "mcp";
 
 pub fn handle(
     state: &AppState,
-    event: ApiGatewayWebsocketProxyRequest,
+    event: WebSocketEvent,
 ) -> impl Future<Output = ApiGatewayProxyResponse> + '_ {
     state.metrics.note_invocation();
     // API Gateway's request id, on every record of this event.
@@ -46,10 +48,7 @@ pub fn handle(
     async move { route(state, &event).await }.instrument(span)
 }
 
-async fn route(
-    state: &AppState,
-    event: &ApiGatewayWebsocketProxyRequest,
-) -> ApiGatewayProxyResponse {
+async fn route(state: &AppState, event: &WebSocketEvent) -> ApiGatewayProxyResponse {
     let context = &event.request_context;
     let connection_id = context.connection_id.as_deref().unwrap_or("-");
     let caller = caller_of(event);
@@ -111,7 +110,7 @@ async fn route(
 
 /// Who is calling, from API Gateway's `requestContext.identity`: with IAM authorization on
 /// `$connect`, the principal's ARN and account; always the source address.
-fn caller_of(event: &ApiGatewayWebsocketProxyRequest) -> Caller {
+fn caller_of(event: &WebSocketEvent) -> Caller {
     let identity = &event.request_context.identity;
     Caller {
         arn: identity.user_arn.clone(),
@@ -121,7 +120,7 @@ fn caller_of(event: &ApiGatewayWebsocketProxyRequest) -> Caller {
 }
 
 /// The message as bytes: API Gateway base64-encodes a body it cannot pass as text.
-fn message_bytes(event: &ApiGatewayWebsocketProxyRequest) -> Cow<'_, [u8]> {
+fn message_bytes(event: &WebSocketEvent) -> Cow<'_, [u8]> {
     let body = event.body.as_deref().unwrap_or("");
     if event.is_base64_encoded {
         // A body that is not base64 is passed on as it is, and fails to parse as JSON there.
@@ -181,9 +180,11 @@ mod tests {
 
     #[test]
     fn base64_bodies_are_decoded_and_invalid_utf8_survives() {
-        let mut event = ApiGatewayWebsocketProxyRequest::default();
-        event.is_base64_encoded = true;
-        event.body = Some(base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b'{']));
+        let event = WebSocketEvent {
+            is_base64_encoded: true,
+            body: Some(base64::engine::general_purpose::STANDARD.encode([0xff, 0xfe, b'{'])),
+            ..WebSocketEvent::default()
+        };
         assert_eq!(&*message_bytes(&event), [0xff, 0xfe, b'{']);
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use aws_lambda_events::apigw::ApiGatewayProxyResponse;
 use aws_lambda_events::encodings::Body;
 use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
@@ -34,13 +34,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::event::{Identity, WebSocketContext, WebSocketEvent};
 use super::{CONNECT, DEFAULT, DISCONNECT};
 use crate::aws::sigv4::{Refused, Verifier};
 use crate::config::MAX_MESSAGE_BYTES;
@@ -264,8 +265,6 @@ struct Connection {
     id: String,
     connected_at: i64,
     source_ip: String,
-    user_agent: Option<String>,
-    domain_name: String,
 }
 
 async fn upgrade(
@@ -294,29 +293,16 @@ async fn upgrade(
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    let headers = request.headers();
     let connection = Connection {
         id: random_id(),
         connected_at: now_millis(),
         source_ip: peer.ip().to_string(),
-        user_agent: header_text(headers, header::USER_AGENT),
-        domain_name: header_text(headers, header::HOST).unwrap_or_else(|| "localhost".into()),
     };
-    let mut event = new_event(&connection, CONNECT, "CONNECT");
+    let mut event = new_event(&connection, CONNECT);
     // The signing principal, as API Gateway reports it on `$connect` after IAM authorization.
     event.request_context.identity.user_arn = caller.arn;
     event.request_context.identity.account_id = caller.account_id;
     event.headers = request.headers().clone();
-    event.multi_value_headers = request.headers().clone();
-    if let Some(query) = request.uri().query() {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query).unwrap_or_default();
-        let mut map = std::collections::HashMap::<String, Vec<String>>::new();
-        for (key, value) in pairs {
-            map.entry(key).or_default().push(value);
-        }
-        event.query_string_parameters = map.clone().into();
-        event.multi_value_query_string_parameters = map.into();
-    }
 
     let accepted = super::handle(emulator.instance(), event).await;
     if !(200..300).contains(&accepted.status_code) {
@@ -348,16 +334,15 @@ async fn upgrade(
     }
     let tracked = emulator.clone();
     tracked.connections.spawn(async move {
-        let (code, reason) = match upgraded.await {
+        let code = match upgraded.await {
             Ok(upgraded) => run(&emulator, &connection, upgraded).await,
             Err(err) => {
                 tracing::warn!(error = %err, "WebSocket upgrade failed");
-                (close::PROTOCOL_ERROR, "upgrade failed")
+                close::PROTOCOL_ERROR
             }
         };
-        let mut event = new_event(&connection, DISCONNECT, "DISCONNECT");
+        let mut event = new_event(&connection, DISCONNECT);
         event.request_context.disconnect_status_code = Some(i64::from(code));
-        event.request_context.disconnect_reason = Some(reason.to_owned());
         super::handle(emulator.instance(), event).await;
     });
     response
@@ -376,7 +361,6 @@ fn accept_key(headers: &HeaderMap) -> Option<String> {
 }
 
 const NOT_READING: &str = "Policy violation: the client does not read its replies";
-const CONNECTION_LOST: &str = "Going away: connection lost";
 
 /// A reply waiting for the socket, with its share of the connection's queue.
 struct Outgoing {
@@ -440,7 +424,7 @@ enum Ending {
     /// Send a close frame with this code and reason.
     Close(u16, &'static str),
     /// The client closed (its code), or the connection is gone: no close frame to send.
-    Gone(u16, &'static str),
+    Gone(u16),
 }
 
 type Socket = fastwebsockets::WebSocket<MaskChecked<TokioIo<hyper::upgrade::Upgraded>>>;
@@ -450,7 +434,7 @@ async fn run(
     emulator: &Arc<Emulator>,
     connection: &Connection,
     upgraded: hyper::upgrade::Upgraded,
-) -> (u16, &'static str) {
+) -> u16 {
     let checked = MaskChecked::new(TokioIo::new(upgraded));
     let unmasked = checked.unmasked.clone();
     let mut socket: Socket =
@@ -494,7 +478,7 @@ async fn run(
                 break Ending::Close(close::GOING_AWAY, "Going away: the server is stopping");
             }
             () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
+            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY),
         };
         let frame = match read {
             Err(_) if remaining <= emulator.idle_timeout => {
@@ -525,14 +509,14 @@ async fn run(
                 match outbox.send(reply).await {
                     Sent::Queued => continue,
                     Sent::Stalled => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-                    Sent::Gone => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
+                    Sent::Gone => break Ending::Gone(close::GOING_AWAY),
                 }
             }
             Ok(Err(
                 WebSocketError::ConnectionClosed
                 | WebSocketError::UnexpectedEOF
                 | WebSocketError::IoError(_),
-            )) => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
+            )) => break Ending::Gone(close::GOING_AWAY),
             Ok(Err(err)) => {
                 tracing::debug!(connection_id = %loggable(&connection.id), error = %err, "WebSocket protocol error");
                 break Ending::Close(close::PROTOCOL_ERROR, "Protocol error");
@@ -543,13 +527,13 @@ async fn run(
             OpCode::Close => match frame.payload.len() {
                 0 => {
                     outbox.control(Frame::close_raw(Vec::new().into()));
-                    break Ending::Gone(close::NORMAL, "Client closed");
+                    break Ending::Gone(close::NORMAL);
                 }
                 1 => break Ending::Close(close::PROTOCOL_ERROR, "Protocol error: bad close frame"),
                 _ => {
                     let code = close_code(&frame.payload);
                     outbox.control(Frame::close(code, b""));
-                    break Ending::Gone(code, "Client closed");
+                    break Ending::Gone(code);
                 }
             },
             OpCode::Binary => {
@@ -588,10 +572,10 @@ async fn run(
         let permit = tokio::select! {
             permit = in_flight.clone().acquire_owned() => match permit {
                 Ok(permit) => permit,
-                Err(_) => break Ending::Gone(close::GOING_AWAY, "Going away"),
+                Err(_) => break Ending::Gone(close::GOING_AWAY),
             },
             () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY, CONNECTION_LOST),
+            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY),
         };
         let emulator = emulator.clone();
         let connection = connection.clone();
@@ -623,16 +607,16 @@ async fn run(
         in_flight.acquire_many(MAX_IN_FLIGHT as u32),
     )
     .await;
-    let (code, reason) = match ending {
+    let code = match ending {
         Ending::Close(code, reason) => {
             outbox.control(Frame::close(code, reason.as_bytes()));
-            (code, reason)
+            code
         }
-        Ending::Gone(code, reason) => (code, reason),
+        Ending::Gone(code) => code,
     };
     drop(outbox);
     let _ = tokio::time::timeout(emulator.send_timeout, writing).await;
-    (code, reason)
+    code
 }
 
 /// A `$default` message event; text that is not UTF-8 is passed base64-encoded, as API Gateway
@@ -642,8 +626,7 @@ fn deliver(
     connection: &Connection,
     message: Vec<u8>,
 ) -> impl Future<Output = ApiGatewayProxyResponse> {
-    let mut event = new_event(connection, DEFAULT, "MESSAGE");
-    event.request_context.message_id = Some(sequence_id());
+    let mut event = new_event(connection, DEFAULT);
     event.body = Some(match String::from_utf8(message) {
         Ok(text) => text,
         Err(err) => {
@@ -662,57 +645,23 @@ fn close_code(payload: &[u8]) -> u16 {
     }
 }
 
-/// An event with the request context API Gateway fills in for every route.
-fn new_event(
-    connection: &Connection,
-    route_key: &str,
-    event_type: &str,
-) -> ApiGatewayWebsocketProxyRequest {
-    let now = chrono::Utc::now();
-    let mut event = ApiGatewayWebsocketProxyRequest::default();
-    let context = &mut event.request_context;
-    context.route_key = Some(route_key.to_owned());
-    context.event_type = Some(event_type.to_owned());
-    context.message_direction = Some("IN".into());
-    context.stage = Some(STAGE.into());
-    context.connected_at = connection.connected_at;
-    context.request_time_epoch = now.timestamp_millis();
-    context.request_time = Some(request_time(now));
-    let request_id = sequence_id();
-    context.extended_request_id = Some(request_id.clone());
-    context.request_id = Some(request_id);
-    context.domain_name = Some(connection.domain_name.clone());
-    context.connection_id = Some(connection.id.clone());
-    context.apiid = Some("local".into());
-    context.identity.source_ip = Some(connection.source_ip.clone());
-    context.identity.user_agent = connection.user_agent.clone();
-    event
-}
-
-/// `requestTime` as API Gateway writes it (`24/Nov/2026:19:05:16 +0000`), formatted once per
-/// second on each thread: strftime on every message was 3% of `serve`'s time under load.
-fn request_time(now: chrono::DateTime<chrono::Utc>) -> String {
-    use std::cell::RefCell;
-    thread_local! {
-        static LAST: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+/// An event with what the handler reads of the request context API Gateway fills in for every
+/// route ([`super::event`]).
+fn new_event(connection: &Connection, route_key: &str) -> WebSocketEvent {
+    WebSocketEvent {
+        request_context: WebSocketContext {
+            route_key: Some(route_key.to_owned()),
+            connection_id: Some(connection.id.clone()),
+            request_id: Some(sequence_id()),
+            connected_at: connection.connected_at,
+            disconnect_status_code: None,
+            identity: Identity {
+                source_ip: Some(connection.source_ip.clone()),
+                ..Identity::default()
+            },
+        },
+        ..WebSocketEvent::default()
     }
-    LAST.with(|last| {
-        let mut last = last.borrow_mut();
-        if last.0 != now.timestamp() {
-            *last = (
-                now.timestamp(),
-                now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
-            );
-        }
-        last.1.clone()
-    })
-}
-
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .and_then(|v: &HeaderValue| v.to_str().ok())
-        .map(str::to_owned)
 }
 
 fn now_millis() -> i64 {
@@ -744,24 +693,4 @@ fn random_id() -> String {
         bytes[..8].copy_from_slice(&now_millis().to_be_bytes());
     }
     base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_time_is_api_gateways_and_follows_the_clock() {
-        let at = |millis| chrono::DateTime::from_timestamp_millis(millis).expect("a time");
-        // The same second, the next one, then back to an earlier one (the clock stepped back):
-        // each formatted anew when its second differs from the last.
-        for (millis, expected) in [
-            (1_795_000_000_000, "18/Nov/2026:11:06:40 +0000"),
-            (1_795_000_000_999, "18/Nov/2026:11:06:40 +0000"),
-            (1_795_000_001_000, "18/Nov/2026:11:06:41 +0000"),
-            (1_795_000_000_500, "18/Nov/2026:11:06:40 +0000"),
-        ] {
-            assert_eq!(request_time(at(millis)), expected, "{millis}");
-        }
-    }
 }
