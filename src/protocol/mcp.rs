@@ -18,7 +18,7 @@ use std::sync::LazyLock;
 use rmcp::model::{
     CacheScope, DiscoverResult, EmptyResult, ErrorCode, ErrorData, Implementation,
     InitializeResult, ListToolsResult, NumberOrString, ProtocolVersion, RequestId,
-    ServerCapabilities, ServerResult, ToolsCapability,
+    ServerCapabilities, ToolsCapability,
 };
 use serde::Serialize;
 use serde::de::IgnoredAny;
@@ -141,13 +141,6 @@ pub fn refusal(id: Option<&RequestId>, code: ErrorCode, message: String) -> (Str
     )
 }
 
-/// Results the wire format before 2026-07-28 knows: rmcp 3.11 adds `resultType` for that
-/// revision, which clients on the versions we speak must not get.
-fn legacy(mut result: ServerResult) -> ServerResult {
-    result.strip_result_type_for_legacy_peer();
-    result
-}
-
 /// The `tools/list` result, encoded from [`tools::definitions`] ahead of time: building the
 /// schemas and encoding them is a third of a cold Lambda's work for its first `tools/list`.
 /// `tools_list_json_is_current` checks that the file matches the definitions, and rewrites it
@@ -155,9 +148,10 @@ fn legacy(mut result: ServerResult) -> ServerResult {
 const TOOLS_LIST_JSON: &str = include_str!("tools_list.json");
 
 fn encode_tools_list() -> String {
-    let result = legacy(ServerResult::ListToolsResult(
-        ListToolsResult::with_all_items(tools::definitions().to_vec()),
-    ));
+    let mut result = ListToolsResult::with_all_items(tools::definitions().to_vec());
+    // rmcp 3.11 adds `resultType` for 2026-07-28, which clients on the versions this list is
+    // for must not get.
+    result.result_type = None;
     serde_json::to_string(&result).unwrap_or_else(|_| "{\"tools\":[]}".to_owned())
 }
 
@@ -192,13 +186,13 @@ const INSTRUCTIONS: &str = "AWS identity tools: aws_get_credentials shows the cr
     credentials or a region and answers an environment_id; pass that environment_id to later \
     calls to use them (needed over HTTP, where calls share no connection).";
 
-fn initialize_result(version: ProtocolVersion) -> ServerResult {
-    legacy(ServerResult::InitializeResult(
-        InitializeResult::new(capabilities())
-            .with_protocol_version(version)
-            .with_server_info(server_info())
-            .with_instructions(INSTRUCTIONS),
-    ))
+/// `initialize`'s answer, serialized as itself: through rmcp's `ServerResult`, every result's
+/// serializer would be in the build.
+fn initialize_result(version: ProtocolVersion) -> InitializeResult {
+    InitializeResult::new(capabilities())
+        .with_protocol_version(version)
+        .with_server_info(server_info())
+        .with_instructions(INSTRUCTIONS)
 }
 
 /// `server/discover`'s answer (2026-07-28).
