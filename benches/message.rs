@@ -1,7 +1,8 @@
 //! Per-message cost in-process: decode, dispatch and encode through `protocol::handle`, for
-//! `ping`, `tools/list`, a reference-envelope `aws/get-credentials`, and `tools/call
+//! `ping`, `tools/list`, a reference-envelope `aws/get-credentials`, `tools/call
 //! aws_get_account_info` with the identity cached (moto answers the one STS call that fills
-//! the cache). Then the same messages as Lambda hands them over: an API Gateway WebSocket event
+//! the cache), and `tools/call aws_get_credentials` (the same answer as the envelope's, with
+//! its text copy). Then the same messages as Lambda hands them over: an API Gateway WebSocket event
 //! decoded as lambda_runtime decodes it, `gateway::lambda::handle`, and the response encoded as
 //! lambda_runtime encodes it (the Runtime API's HTTP round trip is the coldstart bench's).
 //!
@@ -43,6 +44,11 @@ fn messages() -> Vec<(&'static str, Vec<u8>)> {
             "tools/call aws_get_account_info (cached)",
             text(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
                 "params": {"name": "aws_get_account_info", "arguments": {}}})),
+        ),
+        (
+            "tools/call aws_get_credentials",
+            text(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                "params": {"name": "aws_get_credentials", "arguments": {}}})),
         ),
     ]
 }
