@@ -212,6 +212,34 @@ async fn idle_connections_close_with_1001() {
     assert!(sent.elapsed() >= Duration::from_secs(1));
 }
 
+/// The idle time-out counts silence, not the connection's age: messages keep a connection open
+/// past it (the server's one timer, set at the handshake, fires while the client is busy and is
+/// moved on), and silence after the last of them still closes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_keep_a_connection_open_past_the_idle_timeout() {
+    let moto = Moto::start();
+    let mut vars = env(&moto);
+    vars.push(("IDLE_TIMEOUT_SECS", "2"));
+    let server = Server::start(&vars);
+    let mut ws = server.connect().await;
+    let opened = Instant::now();
+    // A message every 0.3 s for more than twice the time-out: each answered.
+    while opened.elapsed() < Duration::from_millis(4500) {
+        still_usable(&mut ws).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    still_usable(&mut ws).await;
+    let last = Instant::now();
+    match ws.next_event().await {
+        Event::Closed(code, reason) => {
+            assert_eq!(code, Some(1001));
+            assert!(reason.contains("idle"), "{reason}");
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    assert!(last.elapsed() >= Duration::from_secs(2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rate_limits_per_connection() {
     let moto = Moto::start();

@@ -23,7 +23,7 @@ mod masking;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::apigw::ApiGatewayProxyResponse;
@@ -37,7 +37,7 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use http::{HeaderMap, StatusCode, header};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{Semaphore, TryAcquireError, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -259,8 +259,8 @@ async fn http_api(
         .into_response()
 }
 
-/// What the emulator knows of a connection, for the events it sends.
-#[derive(Clone)]
+/// What the emulator knows of a connection, for the events it sends (shared by the tasks of
+/// its messages).
 struct Connection {
     id: String,
     connected_at: i64,
@@ -293,11 +293,11 @@ async fn upgrade(
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    let connection = Connection {
+    let connection = Arc::new(Connection {
         id: random_id(),
         connected_at: now_millis(),
         source_ip: peer.ip().to_string(),
-    };
+    });
     let mut event = new_event(&connection, CONNECT);
     // The signing principal, as API Gateway reports it on `$connect` after IAM authorization.
     event.request_context.identity.user_arn = caller.arn;
@@ -390,16 +390,21 @@ impl Outbox {
     /// Queues a reply, waiting for room.
     async fn send(&self, text: String) -> Sent {
         let size = u32::try_from(text.len().clamp(1, MAX_QUEUED_BYTES)).unwrap_or(u32::MAX);
-        let room = match tokio::time::timeout(
-            self.send_timeout,
-            self.room.clone().acquire_many_owned(size),
-        )
-        .await
-        {
-            Ok(Ok(room)) => room,
-            Ok(Err(_)) => return Sent::Gone,
-            Err(_) if self.frames.is_closed() => return Sent::Gone,
-            Err(_) => return Sent::Stalled,
+        // There is room unless the client has stopped reading: only then a timer.
+        let room = match self.room.clone().try_acquire_many_owned(size) {
+            Ok(room) => room,
+            Err(TryAcquireError::Closed) => return Sent::Gone,
+            Err(TryAcquireError::NoPermits) => match tokio::time::timeout(
+                self.send_timeout,
+                self.room.clone().acquire_many_owned(size),
+            )
+            .await
+            {
+                Ok(Ok(room)) => room,
+                Ok(Err(_)) => return Sent::Gone,
+                Err(_) if self.frames.is_closed() => return Sent::Gone,
+                Err(_) => return Sent::Stalled,
+            },
         };
         let frame = Frame::text(Payload::Owned(text.into_bytes()));
         let queued = self.frames.send(Outgoing {
@@ -419,6 +424,48 @@ impl Outbox {
     }
 }
 
+/// What stops a connection's read loop from outside it: `serve` stopping (its token is a child
+/// of the shutdown's), or a reply that could not be sent. One per connection, so that a message
+/// touches no lock shared with other connections, and the read loop waits on one future.
+struct Stop {
+    token: CancellationToken,
+    /// [`Stop::STALLED`] or [`Stop::GONE`], the first that happened; 0 for the shutdown.
+    why: AtomicU8,
+}
+
+impl Stop {
+    const STALLED: u8 = 1;
+    const GONE: u8 = 2;
+
+    fn new(shutdown: &CancellationToken) -> Self {
+        Self {
+            token: shutdown.child_token(),
+            why: AtomicU8::new(0),
+        }
+    }
+
+    /// What became of a reply: the read loop stops if it could not be sent.
+    fn after(&self, sent: Sent) {
+        let why = match sent {
+            Sent::Queued => return,
+            Sent::Stalled => Self::STALLED,
+            Sent::Gone => Self::GONE,
+        };
+        let _ = self
+            .why
+            .compare_exchange(0, why, Ordering::SeqCst, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    fn ending(&self) -> Ending {
+        match self.why.load(Ordering::SeqCst) {
+            Self::STALLED => Ending::Close(close::POLICY_VIOLATION, NOT_READING),
+            Self::GONE => Ending::Gone(close::GOING_AWAY),
+            _ => Ending::Close(close::GOING_AWAY, "Going away: the server is stopping"),
+        }
+    }
+}
+
 /// Why the read loop stopped.
 enum Ending {
     /// Send a close frame with this code and reason.
@@ -432,7 +479,7 @@ type Socket = fastwebsockets::WebSocket<MaskChecked<TokioIo<hyper::upgrade::Upgr
 /// One connection, from the handshake to the close. Returns the close code and reason.
 async fn run(
     emulator: &Arc<Emulator>,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     upgraded: hyper::upgrade::Upgraded,
 ) -> u16 {
     let checked = MaskChecked::new(TokioIo::new(upgraded));
@@ -454,8 +501,7 @@ async fn run(
     };
     // When a reply cannot be sent, the read loop stops: the client does not read (stalled),
     // or the connection is gone.
-    let stalled = CancellationToken::new();
-    let gone = CancellationToken::new();
+    let stop = Arc::new(Stop::new(&emulator.shutdown));
     let writing = tokio::spawn(async move {
         while let Some(outgoing) = queued.recv().await {
             let closing = outgoing.frame.opcode == OpCode::Close;
@@ -468,23 +514,40 @@ async fn run(
     let mut partial: Option<Vec<u8>> = None;
     let started = Instant::now();
     let mut obligated = |_frame: Frame<'_>| async { Ok::<(), WebSocketError>(()) };
+    // One timer for the connection, moved on only when it fires early (a timer made per
+    // message would be entered into and taken out of the runtime's timer wheel each time).
+    let limit = started + MAX_CONNECTION_DURATION;
+    let idle = tokio::time::sleep_until(limit.min(started + emulator.idle_timeout).into());
+    let stopped = stop.token.cancelled();
+    tokio::pin!(idle, stopped);
 
     let ending = loop {
-        let remaining = MAX_CONNECTION_DURATION.saturating_sub(started.elapsed());
-        let wait = emulator.idle_timeout.min(remaining);
-        let read = tokio::select! {
-            read = tokio::time::timeout(wait, reader.read_frame(&mut obligated)) => read,
-            () = emulator.shutdown.cancelled() => {
-                break Ending::Close(close::GOING_AWAY, "Going away: the server is stopping");
+        // Silence is counted from the end of the last frame's handling.
+        let deadline = limit.min(Instant::now() + emulator.idle_timeout);
+        let read = {
+            let reading = reader.read_frame(&mut obligated);
+            tokio::pin!(reading);
+            loop {
+                tokio::select! {
+                    read = &mut reading => break Ok(read),
+                    () = &mut idle => {
+                        if Instant::now() < deadline {
+                            idle.as_mut().reset(deadline.into());
+                        } else if deadline == limit {
+                            break Err(Ending::Close(
+                                close::GOING_AWAY,
+                                "Going away: connection duration limit",
+                            ));
+                        } else {
+                            break Err(Ending::Close(close::GOING_AWAY, "Going away: idle timeout"));
+                        }
+                    }
+                    () = &mut stopped => break Err(stop.ending()),
+                }
             }
-            () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY),
         };
         let frame = match read {
-            Err(_) if remaining <= emulator.idle_timeout => {
-                break Ending::Close(close::GOING_AWAY, "Going away: connection duration limit");
-            }
-            Err(_) => break Ending::Close(close::GOING_AWAY, "Going away: idle timeout"),
+            Err(ending) => break ending,
             Ok(Err(_)) if unmasked.load(Ordering::Relaxed) => {
                 break Ending::Close(
                     close::PROTOCOL_ERROR,
@@ -569,18 +632,20 @@ async fn run(
                 partial.take().unwrap_or_default()
             }
         };
-        let permit = tokio::select! {
-            permit = in_flight.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break Ending::Gone(close::GOING_AWAY),
+        let permit = match in_flight.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::select! {
+                permit = in_flight.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break Ending::Gone(close::GOING_AWAY),
+                },
+                () = &mut stopped => break stop.ending(),
             },
-            () = stalled.cancelled() => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-            () = gone.cancelled() => break Ending::Gone(close::GOING_AWAY),
         };
         let emulator = emulator.clone();
         let connection = connection.clone();
         let outbox = outbox.clone();
-        let (stalled, gone) = (stalled.clone(), gone.clone());
+        let stop = stop.clone();
         tokio::spawn(async move {
             // The handler's future is boxed: a task's future is copied whole when it is spawned
             // and again when it completes, and this one holds the whole handler.
@@ -588,11 +653,7 @@ async fn run(
             if let Some(Body::Text(text)) = response.body
                 && !text.is_empty()
             {
-                match outbox.send(text).await {
-                    Sent::Queued => {}
-                    Sent::Stalled => stalled.cancel(),
-                    Sent::Gone => gone.cancel(),
-                }
+                stop.after(outbox.send(text).await);
             }
             drop(permit);
         });
