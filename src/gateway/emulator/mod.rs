@@ -50,8 +50,6 @@ use crate::session::Caller;
 use crate::state::AppState;
 use masking::MaskChecked;
 
-/// The stage name the emulated API reports.
-pub const STAGE: &str = "local";
 /// API Gateway closes every connection after two hours.
 pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 /// Messages of one connection handled at once; reading pauses beyond this.
@@ -476,7 +474,7 @@ enum Ending {
 
 type Socket = fastwebsockets::WebSocket<MaskChecked<TokioIo<hyper::upgrade::Upgraded>>>;
 
-/// One connection, from the handshake to the close. Returns the close code and reason.
+/// One connection, from the handshake to the close. Returns the close code.
 async fn run(
     emulator: &Arc<Emulator>,
     connection: &Arc<Connection>,
@@ -571,8 +569,10 @@ async fn run(
                 let reply = protocol::refuse_invalid_utf8(emulator.instance(), &origin);
                 match outbox.send(reply).await {
                     Sent::Queued => continue,
-                    Sent::Stalled => break Ending::Close(close::POLICY_VIOLATION, NOT_READING),
-                    Sent::Gone => break Ending::Gone(close::GOING_AWAY),
+                    unsent => {
+                        stop.after(unsent);
+                        break stop.ending();
+                    }
                 }
             }
             Ok(Err(
