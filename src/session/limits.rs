@@ -95,15 +95,16 @@ impl Local {
         }
     }
 
-    /// Takes a token for `subject`.
+    /// Takes a token for `subject`. A subject seen before touches only its own shard; the
+    /// count of subjects, which locks every shard, is looked at only when one is added.
     pub fn take(&self, subject: &str, now_us: u64) -> Result<(), Duration> {
-        if self.tats.len() > SWEEP_ABOVE {
-            // A bucket whose TAT has passed is full again: nothing to remember.
-            self.tats.retain(|_, tat| *tat > now_us);
-        }
         if let Some(mut tat) = self.tats.get_mut(subject) {
             *tat = self.bucket.take(Some(*tat), now_us)?;
             return Ok(());
+        }
+        if self.tats.len() >= SWEEP_ABOVE {
+            // A bucket whose TAT has passed is full again: nothing to remember.
+            self.tats.retain(|_, tat| *tat > now_us);
         }
         let tat = self.bucket.take(None, now_us)?;
         self.tats.insert(subject.to_owned(), tat);
@@ -177,5 +178,26 @@ mod tests {
         local.take("a", 0).unwrap();
         local.forget("a");
         local.take("a", 0).unwrap();
+    }
+
+    /// Past SWEEP_ABOVE subjects, adding one forgets the buckets that are full again, and only
+    /// those: a subject still limited stays limited, and so does one seen again meanwhile.
+    #[test]
+    fn full_buckets_are_forgotten_when_a_subject_is_added_past_the_bound() {
+        let local = Local::new(Rate::per_second(1.0, 1).unwrap());
+        local.take("limited", 0).unwrap();
+        for n in 1..SWEEP_ABOVE {
+            local.take(&format!("idle-{n}"), 0).unwrap();
+        }
+        assert_eq!(local.tats.len(), SWEEP_ABOVE);
+        // Later, when every bucket taken at 0 is full again: "limited" takes again (refilled
+        // at 1 s, now empty until 2 s), a known subject, so nothing is swept.
+        local.take("limited", 1_500_000).unwrap();
+        assert_eq!(local.tats.len(), SWEEP_ABOVE);
+        // A new subject: the idle buckets are forgotten, "limited" is kept, still empty.
+        local.take("new", 1_500_000).unwrap();
+        assert_eq!(local.tats.len(), 2);
+        assert!(local.take("limited", 1_500_000).is_err());
+        assert!(local.take("new", 1_500_000).is_err());
     }
 }
