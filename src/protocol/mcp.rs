@@ -603,14 +603,23 @@ fn known_method(method: &str) -> &'static str {
 }
 
 /// `tools/call` params: `name` (string) and `arguments` (object, optional). Messages name the
-/// field, never the value.
-fn call_params(mut params: Map<String, Value>) -> Result<(String, Map<String, Value>), String> {
-    let name = match params.remove("name") {
+/// field, never the value. The params are taken apart in one pass over them, as a map's keys
+/// are unique: looking each field up (and removing it) hashes its key again.
+fn call_params(params: Map<String, Value>) -> Result<(String, Map<String, Value>), String> {
+    let (mut name, mut arguments) = (None, None);
+    for (key, value) in params {
+        match key.as_str() {
+            "name" => name = Some(value),
+            "arguments" => arguments = Some(value),
+            _ => {}
+        }
+    }
+    let name = match name {
         Some(Value::String(name)) => name,
         Some(_) => return Err("name must be a string".into()),
         None => return Err("missing field name".into()),
     };
-    let arguments = match params.remove("arguments") {
+    let arguments = match arguments {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(arguments)) => arguments,
         Some(_) => return Err("arguments must be an object".into()),
@@ -955,6 +964,42 @@ mod tests {
                     assert_eq!(encode_call_result(id, era, reply.clone()), typed);
                 }
             }
+        }
+    }
+
+    /// `tools/call` params: the name and arguments wherever they stand among other keys, and
+    /// each wrong shape refused with its own message.
+    #[test]
+    fn call_params_are_read_whatever_their_order() {
+        let read = |params: Value| match params {
+            Value::Object(params) => call_params(params),
+            _ => unreachable!("an object"),
+        };
+        let arguments = json!({"profile": "dev"});
+        for params in [
+            json!({"name": "aws_list_profiles", "arguments": arguments}),
+            json!({"arguments": arguments, "_meta": {"progressToken": 1}, "name": "aws_list_profiles"}),
+        ] {
+            let (name, read_arguments) = read(params).unwrap();
+            assert_eq!(name, "aws_list_profiles");
+            assert_eq!(Value::Object(read_arguments), arguments);
+        }
+        for params in [
+            json!({"name": "aws_list_profiles"}),
+            json!({"name": "aws_list_profiles", "arguments": null}),
+        ] {
+            assert_eq!(read(params).unwrap().1, Map::new());
+        }
+        for (params, message) in [
+            (json!({}), "missing field name"),
+            (json!({"arguments": {}}), "missing field name"),
+            (json!({"name": 7}), "name must be a string"),
+            (
+                json!({"name": "x", "arguments": []}),
+                "arguments must be an object",
+            ),
+        ] {
+            assert_eq!(read(params).unwrap_err(), message);
         }
     }
 
