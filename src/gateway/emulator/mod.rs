@@ -153,10 +153,7 @@ impl Emulator {
     /// The instance an event goes to: any of them.
     fn instance(&self) -> &AppState {
         let index = if self.instances.len() > 1 {
-            use ring::rand::SecureRandom;
-            let mut byte = [0u8; 4];
-            let _ = ring::rand::SystemRandom::new().fill(&mut byte);
-            u32::from_le_bytes(byte) as usize % self.instances.len()
+            fastrand::usize(..self.instances.len())
         } else {
             0
         };
