@@ -13,6 +13,7 @@
 //! request, -32601 unknown method, -32602 invalid params, [`RATE_LIMITED`]); a tool that ran
 //! and failed is a `tools/call` result with `isError: true`, which the model can read.
 
+use std::fmt;
 use std::sync::LazyLock;
 
 use rmcp::model::{
@@ -21,7 +22,8 @@ use rmcp::model::{
     ServerCapabilities, ToolsCapability,
 };
 use serde::Serialize;
-use serde::de::IgnoredAny;
+use serde::de::value::SeqAccessDeserializer;
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -245,8 +247,8 @@ pub struct Message {
     id: Option<Value>,
     #[serde(default, deserialize_with = "super::present")]
     method: Option<Value>,
-    #[serde(default, deserialize_with = "super::present")]
-    params: Option<Value>,
+    #[serde(default, deserialize_with = "params")]
+    params: Option<Params>,
     /// A response's fields: a message with either is an answer, not a request.
     #[serde(default, deserialize_with = "super::present_any")]
     result: Option<IgnoredAny>,
@@ -269,10 +271,102 @@ impl Message {
             jsonrpc: object.remove("jsonrpc"),
             id: object.remove("id"),
             method: object.remove("method"),
-            params: object.remove("params"),
+            params: object.remove("params").map(Params::from_value),
             result: object.contains_key("result").then_some(IgnoredAny),
             error: object.contains_key("error").then_some(IgnoredAny),
         }
+    }
+}
+
+/// A request's params as read: an object's members in their order, or any other value. The
+/// members are not made a map (each key hashed, a table allocated) when read: `tools/call`, the
+/// request sent most, takes its fields from them in one pass, and the requests that want a map
+/// collect one. Like the message, they may carry a secret: no `Debug` outside the tests.
+#[cfg_attr(test, derive(Debug, PartialEq))]
+enum Params {
+    Members(Vec<(String, Value)>),
+    Other(Value),
+}
+
+impl Params {
+    fn from_value(value: Value) -> Self {
+        match value {
+            Value::Object(object) => Params::Members(object.into_iter().collect()),
+            other => Params::Other(other),
+        }
+    }
+
+    /// The member named `key`, as a map of the members would hold it: the last of the name.
+    fn get(&self, key: &str) -> Option<&Value> {
+        match self {
+            Params::Members(members) => member(members, key),
+            Params::Other(_) => None,
+        }
+    }
+}
+
+/// The last member named `key` (a key given twice means its last value, as in a map).
+fn member<'a>(members: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
+    members
+        .iter()
+        .rev()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
+}
+
+/// `params`, read (`deserialize_with`): present, it holds its value, `null` included.
+fn params<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Params>, D::Error> {
+    value.deserialize_any(ParamsVisitor).map(Some)
+}
+
+/// Reads an object into its members, and any other value as serde_json reads it.
+struct ParamsVisitor;
+
+impl<'de> Visitor<'de> for ParamsVisitor {
+    type Value = Params;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("any JSON value")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+        let mut members = Vec::new();
+        while let Some(member) = map.next_entry::<String, Value>()? {
+            members.push(member);
+        }
+        Ok(Params::Members(members))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params, A::Error> {
+        Value::deserialize(SeqAccessDeserializer::new(seq)).map(Params::Other)
+    }
+
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Params, E> {
+        Ok(Params::Other(Value::Bool(value)))
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Params, E> {
+        Ok(Params::Other(Value::from(value)))
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Params, E> {
+        Ok(Params::Other(Value::from(value)))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Params, E> {
+        Ok(Params::Other(Value::from(value)))
+    }
+
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Params, E> {
+        Ok(Params::Other(Value::String(value.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Params, E> {
+        Ok(Params::Other(Value::String(value)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Params, E> {
+        Ok(Params::Other(Value::Null))
     }
 }
 
@@ -323,7 +417,11 @@ pub type Refusal = (ErrorCode, String, Option<Value>);
 /// transport declared one (the `MCP-Protocol-Version` header); then the required `_meta` keys
 /// must be there (the first rung of the specification's validation ladder).
 pub fn era(params: Option<&Value>, declared_modern: bool) -> Result<Era, Refusal> {
-    let meta = params.and_then(|p| p.get("_meta"));
+    era_of(params.and_then(|p| p.get("_meta")), declared_modern)
+}
+
+/// [`era`], from the request's `params._meta`.
+fn era_of(meta: Option<&Value>, declared_modern: bool) -> Result<Era, Refusal> {
     let names_version = meta.is_some_and(|m| m.get(PROTOCOL_VERSION_KEY).is_some());
     if !names_version && !declared_modern {
         return Ok(Era::Handshake);
@@ -354,12 +452,9 @@ pub fn era(params: Option<&Value>, declared_modern: bool) -> Result<Era, Refusal
     Ok(Era::Modern)
 }
 
-/// The last rung: the version is one this server serves per request.
-fn modern_version(params: &Map<String, Value>) -> Result<(), Refusal> {
-    match params
-        .get("_meta")
-        .and_then(|m| m.get(PROTOCOL_VERSION_KEY))
-    {
+/// The last rung: the version in `params._meta` is one this server serves per request.
+fn modern_version(meta: Option<&Value>) -> Result<(), Refusal> {
+    match meta.and_then(|m| m.get(PROTOCOL_VERSION_KEY)) {
         Some(Value::String(version)) if *version == MODERN_VERSION.as_str() => Ok(()),
         Some(Value::String(version)) => Err(unsupported_version(version)),
         _ => Err((
@@ -415,7 +510,11 @@ async fn handle_message(
         summary.outcome = Outcome::NoReply("notification");
         return (None, summary);
     };
-    let era = match era(message.params.as_ref(), origin.declared_modern) {
+    let meta = message
+        .params
+        .as_ref()
+        .and_then(|params| params.get("_meta"));
+    let era = match era_of(meta, origin.declared_modern) {
         Ok(era) => era,
         Err((code, message, data)) => {
             let mut summary = summary;
@@ -427,13 +526,15 @@ async fn handle_message(
         }
     };
     let params = match message.params.take() {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(params)) => params,
-        Some(_) => return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into()),
+        None | Some(Params::Other(Value::Null)) => Vec::new(),
+        Some(Params::Members(members)) => members,
+        Some(Params::Other(_)) => {
+            return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into());
+        }
     };
     if era == Era::Modern {
         summary.format = "mcp 2026-07-28";
-        if let Err((code, message, data)) = modern_version(&params) {
+        if let Err((code, message, data)) = modern_version(member(&params, "_meta")) {
             summary.outcome = Outcome::Rejected(code.0.to_string());
             let error = ErrorData::new(code, message, data);
             return (Some(error_text(Some(id), &error)), summary);
@@ -441,7 +542,7 @@ async fn handle_message(
     }
 
     let reply = match (era, method.as_str()) {
-        (Era::Handshake, "initialize") => match initialize_version(&params) {
+        (Era::Handshake, "initialize") => match initialize_version(&params.into_iter().collect()) {
             Ok(version) => respond(id, initialize_result(version)),
             Err(message) => {
                 return refuse(
@@ -453,7 +554,7 @@ async fn handle_message(
         (Era::Handshake, "ping") => respond(id, EmptyResult {}),
         (Era::Modern, "server/discover") => respond(id, modern(json!(discover_result()))),
         (_, "tools/list") => {
-            if params.get("cursor").is_some_and(|c| !c.is_null()) {
+            if member(&params, "cursor").is_some_and(|c| !c.is_null()) {
                 return refuse(
                     ErrorCode::INVALID_PARAMS,
                     "invalid cursor: tools/list has a single page".into(),
@@ -495,7 +596,7 @@ async fn call_tool(
     state: &AppState,
     origin: &Origin,
     id: &RequestId,
-    params: Map<String, Value>,
+    params: Vec<(String, Value)>,
     era: Era,
     summary: &mut Summary,
 ) -> Result<String, Refusal> {
@@ -603,9 +704,9 @@ fn known_method(method: &str) -> &'static str {
 }
 
 /// `tools/call` params: `name` (string) and `arguments` (object, optional). Messages name the
-/// field, never the value. The params are taken apart in one pass over them, as a map's keys
-/// are unique: looking each field up (and removing it) hashes its key again.
-fn call_params(params: Map<String, Value>) -> Result<(String, Map<String, Value>), String> {
+/// field, never the value. The members are taken apart in one pass, the last of a name kept (as
+/// a map keeps it).
+fn call_params(params: Vec<(String, Value)>) -> Result<(String, Map<String, Value>), String> {
     let (mut name, mut arguments) = (None, None);
     for (key, value) in params {
         match key.as_str() {
@@ -799,6 +900,14 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"error":{"code":-1}}"#,
             r#" {"params":[1,2],"method":7,"id":1.5,"\u006asonrpc":"2.0"}"#,
             r#"{"jsonrpc":"2.0","extra":1,"extra":2}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":"a\"b"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":true}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":-3}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":18446744073709551615}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":1.5e3}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":[{"a":[]},null]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"_meta":{"k":[1]},"name":"x","arguments":{"a":{"b":null}},"z":1}}"#,
         ];
         for text in same {
             let tree: Value = serde_json::from_str(text).unwrap();
@@ -972,7 +1081,7 @@ mod tests {
     #[test]
     fn call_params_are_read_whatever_their_order() {
         let read = |params: Value| match params {
-            Value::Object(params) => call_params(params),
+            Value::Object(params) => call_params(params.into_iter().collect()),
             _ => unreachable!("an object"),
         };
         let arguments = json!({"profile": "dev"});
@@ -990,6 +1099,17 @@ mod tests {
         ] {
             assert_eq!(read(params).unwrap().1, Map::new());
         }
+        // Members given twice, read from text: the last of each, as a map of the params holds it.
+        let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1},"name":"aws_list_profiles","arguments":{},"_meta":1,"_meta":{"m":2}}}"#;
+        let Some(Params::Members(members)) = Message::read(text).and_then(|m| m.params) else {
+            panic!("members read from {text}");
+        };
+        assert_eq!(member(&members, "_meta"), Some(&json!({"m": 2})));
+        let (name, arguments) = call_params(members).unwrap();
+        assert_eq!(
+            (name.as_str(), arguments),
+            ("aws_list_profiles", Map::new())
+        );
         for (params, message) in [
             (json!({}), "missing field name"),
             (json!({"arguments": {}}), "missing field name"),
