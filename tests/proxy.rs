@@ -196,6 +196,38 @@ fn every_message_is_answered_over_both_transports() {
     }
 }
 
+/// A reply many times the proxy's read chunk (8 KiB) comes through whole: a batch of eight
+/// `tools/list` requests, answered over WebSocket in one array of about 80 KB, each answer the
+/// same list as a single request's.
+#[test]
+fn a_reply_larger_than_a_read_comes_through_whole() {
+    let moto = Moto::start();
+    let server = server(&moto, &[]);
+    let mut proxy = Proxy::start(&[&server.ws_url()], &signing());
+    proxy.send(r#"{"jsonrpc":"2.0","id":0,"method":"tools/list"}"#);
+    let single = proxy.recv();
+    let tools = &single["result"]["tools"];
+    assert!(tools.as_array().is_some_and(|t| t.len() == 5), "{single}");
+    let batch: Vec<Value> = (1..=8)
+        .map(|id| json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}))
+        .collect();
+    let text = Value::Array(batch).to_string();
+    proxy.send(&text);
+    let answers = proxy.recv();
+    let answers = answers.as_array().expect("one array");
+    assert_eq!(answers.len(), 8);
+    assert!(
+        serde_json::to_string(answers).unwrap().len() > 64 * 1024,
+        "the reply spans many reads"
+    );
+    for (answer, id) in answers.iter().zip(1..) {
+        assert_eq!(answer["id"], id);
+        assert_eq!(&answer["result"]["tools"], tools);
+    }
+    let (status, _, stderr) = proxy.finish();
+    assert!(status.success(), "{stderr}");
+}
+
 /// Over HTTP the proxy adds the headers of 2026-07-28 (`MCP-Protocol-Version`, `Mcp-Method`,
 /// `Mcp-Name`, base64 when the name is not plain ASCII) that the endpoint checks against the
 /// body, and the negotiated version for the handshake era.

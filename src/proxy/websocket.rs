@@ -36,6 +36,10 @@ const PRESIGN_EXPIRES: Duration = Duration::from_secs(300);
 const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 /// API Gateway's close code for idleness and age.
 const GOING_AWAY: u16 = 1001;
+/// The most one read of the socket takes. tungstenite fills the whole of it with zeros before
+/// every read (one that finds nothing included): its default, 128 KiB, cost more CPU per reply
+/// than the rest of the reading. A larger message is read in more than one go.
+const READ_CHUNK_BYTES: usize = 8 * 1024;
 
 pub struct Forwarder {
     inner: Arc<Inner>,
@@ -283,7 +287,8 @@ impl Inner {
         );
         let config = WebSocketConfig::default()
             .max_message_size(Some(MAX_MESSAGE_BYTES))
-            .max_frame_size(Some(MAX_MESSAGE_BYTES));
+            .max_frame_size(Some(MAX_MESSAGE_BYTES))
+            .read_buffer_size(READ_CHUNK_BYTES);
         let connector = self.tls.clone().map(Connector::Rustls);
         let host = self.url.host_str().unwrap_or_default();
         let connected = tokio::time::timeout(
