@@ -102,7 +102,7 @@ async fn http_loop(addr: String, count: usize) -> (Vec<Duration>, usize) {
 }
 
 async fn ws_loop(url: String, count: usize) -> (Vec<Duration>, usize) {
-    let (stream, _) = tokio_tungstenite::connect_async(mcp_request(&url))
+    let (stream, _) = support::ws_connect(mcp_request(&url))
         .await
         .expect("connect");
     let (mut sink, mut source) = stream.split();
@@ -239,6 +239,7 @@ fn main() {
         ("RATE_LIMIT_PER_SECOND", "1000000"),
         ("RATE_LIMIT_BURST", "1000000"),
     ]);
+    server.logs.discard();
     let addr = server.addr.clone();
     let ws_url = server.ws_url();
     let results = runtime.block_on(async {

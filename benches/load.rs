@@ -88,7 +88,7 @@ struct Tally {
 
 async fn connection(url: String, count: usize, window: usize) -> Tally {
     let mut tally = Tally::default();
-    let Ok((stream, _)) = tokio_tungstenite::connect_async(url.as_str()).await else {
+    let Ok((stream, _)) = support::ws_connect(url.as_str()).await else {
         tally.missing = count;
         return tally;
     };
@@ -150,6 +150,7 @@ fn connections_scenario(runtime: &tokio::runtime::Runtime, moto: &support::Moto)
     let connections = support::bench_setting("BENCH_LOAD_CONNECTIONS", 1000);
     let messages = support::bench_setting("BENCH_LOAD_MESSAGES", 100);
     let server = support::Server::start(&env(moto));
+    server.logs.discard();
     let url = server.ws_url();
     // Warm: the identity cache and moto's first answer.
     runtime.block_on(connection(url.clone(), 20, 1));

@@ -94,9 +94,7 @@ async fn connection(
     window: usize,
     make: fn(usize) -> Value,
 ) -> (usize, Vec<Duration>) {
-    let (stream, _) = tokio_tungstenite::connect_async(url.as_str())
-        .await
-        .expect("connect");
+    let (stream, _) = support::ws_connect(url.as_str()).await.expect("connect");
     let (mut sink, mut source) = stream.split();
     let mut sent_at: HashMap<u64, Instant> = HashMap::with_capacity(window * 2);
     let mut latencies = Vec::with_capacity(count);
@@ -282,6 +280,8 @@ fn main() {
         ("CREDENTIAL_RATE_LIMIT_PER_MINUTE", "60000000"),
         ("CREDENTIAL_RATE_LIMIT_BURST", "1000000"),
     ]);
+    // Its logs are read and dropped, as the reference's are.
+    server.logs.discard();
     let url = server.ws_url();
     let results = runtime.block_on(async {
         // Warm up: connections, moto's first answers.

@@ -18,7 +18,7 @@ pub mod runtime_api;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -307,26 +307,55 @@ fn base_env(home: &Path) -> Vec<(String, String)> {
 
 /// Log lines captured from a child process.
 #[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<String>>>);
+pub struct Logs {
+    lines: Arc<Mutex<Vec<String>>>,
+    discarding: Arc<AtomicBool>,
+}
 
 impl Logs {
     fn capture(&self, stream: impl std::io::Read + Send + 'static) {
-        let lines = self.0.clone();
+        let logs = self.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines() {
-                let Ok(line) = line else { break };
-                lines.lock().expect("log lock").push(line);
+            let mut reader = BufReader::with_capacity(64 * 1024, stream);
+            let mut line = String::new();
+            loop {
+                if logs.discarding.load(Ordering::Relaxed) {
+                    let Ok(read) = reader.fill_buf().map(<[u8]>::len) else {
+                        break;
+                    };
+                    if read == 0 {
+                        break;
+                    }
+                    reader.consume(read);
+                    continue;
+                }
+                line.clear();
+                match reader.read_line(&mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let text = line.strip_suffix('\n').unwrap_or(&line);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                logs.lines.lock().expect("log lock").push(text.to_owned());
             }
         });
     }
 
+    /// From now on the lines are read and dropped, not kept: a load generator's process reads
+    /// the server's logs as they come (a pipe that is not read would stall the server), and
+    /// keeping them, a line at a time, would charge its CPU for work the Python reference's
+    /// logs do not cost it.
+    pub fn discard(&self) {
+        self.discarding.store(true, Ordering::Relaxed);
+    }
+
     pub fn text(&self) -> String {
-        self.0.lock().expect("log lock").join("\n")
+        self.lines.lock().expect("log lock").join("\n")
     }
 
     /// The JSON log records.
     pub fn records(&self) -> Vec<Value> {
-        self.0
+        self.lines
             .lock()
             .expect("log lock")
             .iter()
@@ -719,6 +748,25 @@ pub struct Ws {
     next_id: i64,
 }
 
+/// A WebSocket client connection as the tests and benchmarks make it: tungstenite fills its
+/// whole read chunk with zeros before every read, and its default chunk (128 KiB) took more of
+/// a load generator's CPU than the rest of its reading, on cores it shares with the server.
+pub async fn ws_connect(
+    request: impl IntoClientRequest + Unpin,
+) -> Result<
+    (
+        tokio_tungstenite::WebSocketStream<
+            tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+        >,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(8 * 1024);
+    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await
+}
+
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Ws {
@@ -730,9 +778,7 @@ impl Ws {
                 protocols.join(", ").parse().expect("header"),
             );
         }
-        let (stream, response) = tokio_tungstenite::connect_async(request)
-            .await
-            .expect("connect");
+        let (stream, response) = ws_connect(request).await.expect("connect");
         let subprotocol = response
             .headers()
             .get("sec-websocket-protocol")
