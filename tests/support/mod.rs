@@ -320,14 +320,8 @@ impl Logs {
             let mut line = String::new();
             loop {
                 if logs.discarding.load(Ordering::Relaxed) {
-                    let Ok(read) = reader.fill_buf().map(<[u8]>::len) else {
-                        break;
-                    };
-                    if read == 0 {
-                        break;
-                    }
-                    reader.consume(read);
-                    continue;
+                    let _ = std::io::copy(&mut reader, &mut std::io::sink());
+                    break;
                 }
                 line.clear();
                 match reader.read_line(&mut line) {

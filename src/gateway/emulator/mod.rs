@@ -646,7 +646,7 @@ async fn run(
         let connection = connection.clone();
         let outbox = outbox.clone();
         let stop = stop.clone();
-        let handling = Box::pin(async move {
+        let handling: Handling = Box::pin(async move {
             let response = deliver(emulator.instance(), &connection, message).await;
             if let Some(Body::Text(text)) = response.body
                 && !text.is_empty()
@@ -681,15 +681,16 @@ async fn run(
     code
 }
 
+/// A message's handling: its event through the handler, and the reply queued.
+type Handling = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// Polls a message's handling once, here: most messages wait on nothing (no AWS call), and are
 /// answered without a task of their own (spawning one, scheduling it and freeing it: about
 /// 0.4 µs of the 8.6 µs of CPU a `ping` costs `serve`, measured A/B). A handling that waits is
 /// returned, to go on in its own task while the connection's next messages are read. A
 /// handling that panics is dropped with its message, as a task that panics would be, and the
 /// connection goes on.
-async fn answer_now(
-    mut handling: Pin<Box<dyn Future<Output = ()> + Send>>,
-) -> Option<Pin<Box<dyn Future<Output = ()> + Send>>> {
+async fn answer_now(mut handling: Handling) -> Option<Handling> {
     let polled = std::future::poll_fn(|cx| {
         Poll::Ready(std::panic::catch_unwind(AssertUnwindSafe(|| {
             handling.as_mut().poll(cx)
