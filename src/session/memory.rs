@@ -31,14 +31,15 @@ impl MemoryStore {
     }
 
     pub fn get(&self, scope: &Scope) -> Option<Record> {
-        let key = scope.key();
-        let record = self.items.get(&key)?;
-        if record.expires_at <= now_s() {
-            drop(record);
-            self.items.remove(&key);
-            return None;
-        }
-        Some(record.clone())
+        scope.with_key(|key| {
+            let record = self.items.get(key)?;
+            if record.expires_at <= now_s() {
+                drop(record);
+                self.items.remove(key);
+                return None;
+            }
+            Some(record.clone())
+        })
     }
 
     fn sweep(&self) {

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod memory;
 pub mod seal;
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -44,10 +45,34 @@ pub enum Scope {
 impl Scope {
     /// The store's key.
     pub fn key(&self) -> String {
+        let (prefix, id) = self.parts();
+        [prefix, id].concat()
+    }
+
+    /// `f` of the store's key, written in a buffer of this thread's rather than a new string:
+    /// a lookup (every tool call makes two) allocates nothing.
+    pub fn with_key<R>(&self, f: impl FnOnce(&str) -> R) -> R {
+        thread_local! {
+            static KEY: RefCell<String> = const { RefCell::new(String::new()) };
+        }
+        let (prefix, id) = self.parts();
+        KEY.with(|key| match key.try_borrow_mut() {
+            Ok(mut key) => {
+                key.clear();
+                key.push_str(prefix);
+                key.push_str(id);
+                f(&key)
+            }
+            // `f` looks up another key: that one gets its own string.
+            Err(_) => f(&self.key()),
+        })
+    }
+
+    fn parts(&self) -> (&'static str, &str) {
         match self {
-            Scope::Connection(id) => ["connection#", id].concat(),
-            Scope::Environment(id) => ["environment#", id].concat(),
-            Scope::Caller(binding) => ["caller#", binding].concat(),
+            Scope::Connection(id) => ("connection#", id),
+            Scope::Environment(id) => ("environment#", id),
+            Scope::Caller(binding) => ("caller#", binding),
         }
     }
 }
@@ -363,8 +388,9 @@ impl Sessions {
 
     /// `$disconnect`: forget what the connection owned, on every instance.
     pub async fn disconnect(&self, connection_id: &str) {
-        self.tools.forget(connection_id);
         let scope = Scope::Connection(connection_id.to_owned());
+        // The bucket is kept under the scope's key, as `admit` took from it.
+        scope.with_key(|key| self.tools.forget(key));
         if let Err(err) = self.store.delete(&scope).await {
             // The state expires with the table's TTL.
             tracing::warn!(store = self.store.name(), detail = %err, "connection state not deleted");
@@ -375,14 +401,15 @@ impl Sessions {
     /// credential-testing tool one from the subject's shared bucket too. A refusal by either
     /// spends no token of the other.
     pub async fn admit(&self, subject: &Scope, tests_credentials: bool) -> Result<(), Refused> {
-        let key = subject.key();
         let now = limits::now_us();
-        self.tools.take(&key, now).map_err(|wait| {
-            Refused::Limited(RateLimited {
-                bucket: "tool calls",
-                retry_after: wait,
-            })
-        })?;
+        subject
+            .with_key(|key| self.tools.take(key, now))
+            .map_err(|wait| {
+                Refused::Limited(RateLimited {
+                    bucket: "tool calls",
+                    retry_after: wait,
+                })
+            })?;
         if !tests_credentials {
             return Ok(());
         }
@@ -394,14 +421,14 @@ impl Sessions {
         {
             Ok(Taken::Token) => Ok(()),
             Ok(Taken::Wait(wait)) => {
-                self.tools.refund(&key);
+                subject.with_key(|key| self.tools.refund(key));
                 Err(Refused::Limited(RateLimited {
                     bucket: "credential-testing tools",
                     retry_after: wait,
                 }))
             }
             Err(err) => {
-                self.tools.refund(&key);
+                subject.with_key(|key| self.tools.refund(key));
                 let _ = self.unavailable(&err);
                 Err(Refused::Unavailable)
             }
@@ -465,9 +492,9 @@ impl Sessions {
     }
 
     async fn open(&self, scope: &Scope, record: Record) -> Result<Stored, SessionError> {
-        let key = scope.key();
         let credentials = match (&record.access_key_id, &record.secret) {
             (Some(key_id), Some(secret)) => {
+                let key = scope.key();
                 let secret = self
                     .sealer
                     .open(&self.binding(&key, "secret_access_key"), secret)
@@ -645,7 +672,44 @@ fn new_handle_id() -> Result<String, seal::SealError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Caller, Scope};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use super::memory::MemoryStore;
+    use super::{Caller, Refused, Scope, SessionStore, Sessions};
+    use crate::config::{Rate, RateLimits};
+    use crate::session::seal::Sealer;
+
+    /// `$disconnect` forgets the connection's tool bucket (kept under the scope's key): a
+    /// connection id seen again starts with a full bucket, and buckets of closed connections
+    /// do not pile up.
+    #[tokio::test]
+    async fn disconnect_forgets_the_connections_bucket() {
+        let slow = Rate {
+            period: Duration::from_secs(3600),
+            burst: 2,
+        };
+        let sessions = Sessions::new(
+            Arc::new(SessionStore::Memory(MemoryStore::new())),
+            Arc::new(Sealer::local(Sealer::new_local_key().unwrap())),
+            RateLimits {
+                tools: slow,
+                credential_tools: slow,
+            },
+            "test".to_owned(),
+            Duration::from_secs(60),
+        );
+        let subject = Scope::Connection("c1=".to_owned());
+        for _ in 0..2 {
+            assert!(sessions.admit(&subject, false).await.is_ok());
+        }
+        assert!(matches!(
+            sessions.admit(&subject, false).await,
+            Err(Refused::Limited(_))
+        ));
+        sessions.disconnect("c1=").await;
+        assert!(sessions.admit(&subject, false).await.is_ok());
+    }
 
     /// As tools report a caller: every key, in this order, `null` for what is not known.
     #[test]
