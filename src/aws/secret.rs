@@ -48,10 +48,16 @@ pub fn mask_session_token(session_token: &str) -> String {
 }
 
 fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
-    let end = value
-        .char_indices()
-        .nth(keep)
-        .map_or(value.len(), |(at, _)| at);
+    let end = match value.as_bytes().get(..keep) {
+        // No more bytes than `keep` is no more characters.
+        None => value.len(),
+        // The usual case (key ids and tokens are ASCII): `keep` bytes are `keep` characters.
+        Some(prefix) if prefix.is_ascii() => keep,
+        Some(_) => value
+            .char_indices()
+            .nth(keep)
+            .map_or(value.len(), |(at, _)| at),
+    };
     let mut out = String::with_capacity(end + 3);
     out.push_str(&value[..end]);
     out.push_str("...");
@@ -95,6 +101,8 @@ mod tests {
     fn short_and_multibyte_values_do_not_panic() {
         assert_eq!(mask_access_key_id("AKIA"), "AKIA...");
         assert_eq!(mask_access_key_id("ééééééééééééé"), "éééééééééé...");
+        assert_eq!(mask_access_key_id("AKIAé1234567"), "AKIAé12345...");
+        assert_eq!(mask_access_key_id("AKIA123456"), "AKIA123456...");
         assert_eq!(mask_session_token(""), "...");
     }
 

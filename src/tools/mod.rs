@@ -399,7 +399,6 @@ pub(crate) fn timestamp() -> String {
 /// get-credentials call.
 fn format_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
     use std::cell::RefCell;
-    use std::fmt::Write;
     thread_local! {
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
@@ -417,7 +416,11 @@ fn format_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
         }
         let mut text = String::with_capacity(second.1.len() + 5);
         text.push_str(&second.1);
-        let _ = write!(text, ".{millis:03}Z");
+        // `.mmmZ`, digit by digit: `write!` goes through the formatting machinery, a tenth of
+        // the call's cost here.
+        let digit = |value: u32| char::from(b'0' + (value % 10) as u8);
+        text.push('.');
+        text.extend([digit(millis / 100), digit(millis / 10), digit(millis), 'Z']);
         text
     })
 }
