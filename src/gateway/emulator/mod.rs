@@ -35,6 +35,7 @@ use axum::Router;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use base64::Engine;
 use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use http::{HeaderMap, StatusCode, header};
@@ -121,6 +122,7 @@ pub async fn serve(
     // stopped, some or all of them may have closed already.
     let open_at_shutdown = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let (counted, tracked) = (open_at_shutdown.clone(), emulator.connections.clone());
+    let listener = listener.tap_io(no_delay);
     let served = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -682,6 +684,16 @@ async fn run(
 }
 
 /// A message's handling: its event through the handler, and the reply queued.
+/// Each reply goes out as it is written, not held back while an earlier one on the connection
+/// is unacknowledged (Nagle's algorithm, which with the client's delayed acknowledgement held
+/// answers to a client with several requests in flight for up to 40 ms: the 64 x 16 `ping`
+/// benchmark's p99 was 45 ms).
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    if let Err(err) = tcp.set_nodelay(true) {
+        tracing::warn!(detail = %err, "TCP_NODELAY could not be set on a connection");
+    }
+}
+
 type Handling = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Polls a message's handling once, here: most messages wait on nothing (no AWS call), and are
@@ -781,4 +793,21 @@ fn random_id() -> String {
         bytes[..8].copy_from_slice(&now_millis().to_be_bytes());
     }
     base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every connection `serve` accepts goes through `no_delay`: Nagle's algorithm is off.
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        use axum::serve::Listener;
+        use axum::serve::ListenerExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut listener = listener.tap_io(super::no_delay);
+        let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (accepted, _) = listener.accept().await;
+        assert!(accepted.nodelay().unwrap());
+        assert!(!client.nodelay().unwrap(), "off unless set");
+    }
 }
