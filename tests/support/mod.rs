@@ -758,7 +758,8 @@ pub async fn ws_connect(
 > {
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .read_buffer_size(8 * 1024);
-    tokio_tungstenite::connect_async_with_config(request, Some(config), false).await
+    // Nagle off, as the stdio proxy and most clients have it.
+    tokio_tungstenite::connect_async_with_config(request, Some(config), true).await
 }
 
 pub const REPLY_TIMEOUT: Duration = Duration::from_secs(20);
