@@ -8,7 +8,10 @@
 //!
 //! Criterion measures each message; a second pass times every call of a long run and reports
 //! p50 and p99. `cargo bench --bench message`; `BENCH_QUICK=1` for a few iterations (CI);
-//! `BENCH_OUT=file` for the JSON results.
+//! `BENCH_OUT=file` for the JSON results. For a profiler, `BENCH_ONLY=PREFIX` runs only the
+//! timed loop (`BENCH_ITERATIONS` calls, default 20,000) of the messages whose name starts with
+//! `PREFIX`: e.g. `BENCH_ONLY=envelope valgrind --tool=callgrind
+//! --toggle-collect='mcp_aws_tools::protocol::handle::{{closure}}' <the bench binary>`.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -126,6 +129,16 @@ fn main() {
         cached.contains("\\\"cached\\\":true"),
         "the identity is cached: {cached}"
     );
+
+    if let Ok(only) = std::env::var("BENCH_ONLY") {
+        let iterations = support::bench_setting("BENCH_ITERATIONS", 20_000);
+        for (_, body) in messages.iter().filter(|(name, _)| name.starts_with(&only)) {
+            runtime.block_on(time_each(iterations, || {
+                protocol::handle(&state, &origin, body)
+            }));
+        }
+        return;
+    }
 
     let mut criterion = Criterion::default().configure_from_args();
     if quick {
