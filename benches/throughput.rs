@@ -205,6 +205,11 @@ fn tool_mix(seq: usize) -> String {
         2 => "aws_validate_credentials",
         _ => "aws_list_profiles",
     };
+    tools_call(seq, name)
+}
+
+/// A `tools/call` of `name` without arguments.
+fn tools_call(seq: usize, name: &str) -> String {
     format!(
         r#"{{"jsonrpc":"2.0","id":{seq},"method":"tools/call","params":{{"name":"{name}","arguments":{{}}}}}}"#
     )
@@ -220,9 +225,7 @@ fn envelope_get_credentials(seq: usize) -> String {
 }
 
 fn tools_call_get_credentials(seq: usize) -> String {
-    format!(
-        r#"{{"jsonrpc":"2.0","id":{seq},"method":"tools/call","params":{{"name":"aws_get_credentials","arguments":{{}}}}}}"#
-    )
+    tools_call(seq, "aws_get_credentials")
 }
 
 /// The reference document's tool in Python (benches/reference/aws_tools_server.py), with the
