@@ -11,7 +11,10 @@
 //! `BENCH_OUT=file` for the JSON results. For a profiler, `BENCH_ONLY=PREFIX` runs only the
 //! timed loop (`BENCH_ITERATIONS` calls, default 20,000) of the messages whose name starts with
 //! `PREFIX`: e.g. `BENCH_ONLY=envelope valgrind --tool=callgrind
-//! --toggle-collect='mcp_aws_tools::protocol::handle::{{closure}}' <the bench binary>`.
+//! --toggle-collect='mcp_aws_tools::protocol::handle::{{closure}}' <the bench binary>`. With
+//! `BENCH_LOG=1` beside it, each message also writes its log record as `serve` does (stdout,
+//! through the batch writer; `AWS_LAMBDA_LOG_FORMAT=JSON` for the JSON record), which the
+//! recorded figures leave out.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -132,6 +135,8 @@ fn main() {
 
     if let Ok(only) = std::env::var("BENCH_ONLY") {
         let iterations = support::bench_setting("BENCH_ITERATIONS", 20_000);
+        let _log = std::env::var_os("BENCH_LOG")
+            .map(|_| mcp_aws_tools::logging::init(mcp_aws_tools::logging::Output::StdoutBatched));
         for (_, body) in messages.iter().filter(|(name, _)| name.starts_with(&only)) {
             runtime.block_on(time_each(iterations, || {
                 protocol::handle(&state, &origin, body)

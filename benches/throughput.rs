@@ -12,6 +12,9 @@
 //! 2,000 per connection; `BENCH_WINDOW`, default 16; `BENCH_CLOSED_CONNECTIONS`, default 16;
 //! `BENCH_CLOSED_MESSAGES`, default 3,000 per connection; `BENCH_CLOSED_ROUNDS`, default 5;
 //! `BENCH_SECONDS`, a bound on each run, default 120; `BENCH_OUT`, a file for the JSON results).
+//! For a profiler, `BENCH_ONLY=MIX` (`ping`, `envelope_get_credentials`, ...) runs only that
+//! closed-loop mix, `BENCH_CLOSED_ROUNDS` times, and prints each round's rate and CPU per message:
+//! e.g. `perf record -p <serve's pid>` while it runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -295,6 +298,33 @@ fn main() {
     let results = runtime.block_on(async {
         // Warm up: connections, moto's first answers.
         run(&url, 4, 50, 4, bound, tool_mix).await;
+        let (serve_pid, reference_pid) = (server.pid(), reference.helper.child.id());
+        let mixes: [(&str, &str, u32, Make); 4] = [
+            ("ping", &url, serve_pid, ping),
+            ("envelope_get_credentials", &url, serve_pid, envelope_get_credentials),
+            ("tools_call_get_credentials", &url, serve_pid, tools_call_get_credentials),
+            ("reference_envelope_get_credentials", &reference.url, reference_pid, envelope_get_credentials),
+        ];
+        if let Ok(only) = std::env::var("BENCH_ONLY") {
+            let (_, target, pid, make) = mixes
+                .iter()
+                .find(|(name, ..)| *name == only)
+                .expect("BENCH_ONLY names a closed-loop mix");
+            run(target, 2, 200, 1, bound, *make).await;
+            for _round in 0..closed_rounds {
+                let this = run_timed(target, *pid, closed_connections, closed_messages, *make, bound).await;
+                let cpu = this.cpu.expect("timed");
+                let per = |spent: Duration| spent.as_secs_f64() * 1e6 / this.latencies.len() as f64;
+                eprintln!(
+                    "{only}: {:.0} messages/s, CPU per message: server {:.2} us, client {:.2} us, {} errors",
+                    this.latencies.len() as f64 / this.elapsed.as_secs_f64(),
+                    per(cpu.server),
+                    per(cpu.client),
+                    this.errors,
+                );
+            }
+            return Value::Null;
+        }
         let mut pings = run(&url, connections, messages, window, bound, ping).await;
         let mix_messages = (messages / 10).max(10);
         let mut tools = run(
@@ -311,13 +341,6 @@ fn main() {
         // round, and each ratio is the median of the ratios within a round (both mixes of a
         // ratio measured minutes apart would compare the machine's moods, not the code).
         let mut closed: HashMap<&str, Vec<Run>> = HashMap::new();
-        let (serve_pid, reference_pid) = (server.pid(), reference.helper.child.id());
-        let mixes: [(&str, &str, u32, Make); 4] = [
-            ("ping", &url, serve_pid, ping),
-            ("envelope_get_credentials", &url, serve_pid, envelope_get_credentials),
-            ("tools_call_get_credentials", &url, serve_pid, tools_call_get_credentials),
-            ("reference_envelope_get_credentials", &reference.url, reference_pid, envelope_get_credentials),
-        ];
         for (_, target, _, make) in &mixes {
             run(target, 2, 200, 1, bound, *make).await;
         }
@@ -396,6 +419,9 @@ fn main() {
             },
         })
     });
+    if results.is_null() {
+        return; // BENCH_ONLY: the figures went to stderr
+    }
     let mut results = results;
     results["serve_peak_rss_kb"] = json!(server.peak_rss_kb());
     println!("{}", serde_json::to_string_pretty(&results).expect("JSON"));
