@@ -62,14 +62,18 @@ async fn route(state: &AppState, event: &WebSocketEvent) -> ApiGatewayProxyRespo
             {
                 // Its state could not be kept: refused, rather than a connection whose
                 // overrides would silently be lost.
-                tracing::warn!(connection_id = %loggable(connection_id), route = CONNECT, "connection refused: session store unavailable");
+                tracing::warn!(
+                    connection_id = loggable(connection_id),
+                    route = CONNECT,
+                    "connection refused: session store unavailable"
+                );
                 let mut refused = ok(None);
                 refused.status_code = 503;
                 return refused;
             }
             let subprotocol = choose_subprotocol(&event.headers);
             tracing::info!(
-                connection_id = %loggable(connection_id),
+                connection_id = loggable(connection_id),
                 route = CONNECT,
                 subprotocol,
                 caller_arn = caller.arn.as_deref(),
@@ -88,7 +92,7 @@ async fn route(state: &AppState, event: &WebSocketEvent) -> ApiGatewayProxyRespo
         DISCONNECT => {
             state.sessions.disconnect(connection_id).await;
             tracing::info!(
-                connection_id = %loggable(connection_id),
+                connection_id = loggable(connection_id),
                 route = DISCONNECT,
                 status_code = context.disconnect_status_code,
                 "disconnected"

@@ -1,5 +1,5 @@
-//! The JSON log record (`AWS_LAMBDA_LOG_FORMAT=JSON`), written straight into the record's
-//! buffer.
+//! The JSON log record (`AWS_LAMBDA_LOG_FORMAT=JSON`), written into a `String` and handed to
+//! the fmt layer whole.
 //!
 //! The record is the one tracing-subscriber's JSON format writes with this service's settings,
 //! key for key and value for value: `level`, `fields` (in the order the event records them)
@@ -7,8 +7,11 @@
 //! no list of spans. tracing-subscriber writes it through serde_json into an `io::Write` that
 //! checks every piece as UTF-8 (a quote, a colon, a key), and parses the span's fields back
 //! from JSON text for every record: about 27,000 instructions a record, the largest single
-//! cost of a `ping` through `serve`. Here each piece is appended to the record's `String` as
-//! it is, and a span's fields are kept as JSON text that is copied into each record.
+//! cost of a `ping` through `serve`. Here each piece is appended to a `String` as it is (not
+//! through the layer's `dyn Write`, a call per piece), numbers are written by itoa and zmij as
+//! serde_json writes them, and a span's fields are kept as JSON text that is copied into each
+//! record: about 4,300 instructions for a `ping`'s record, still two fifths of its cost in-process
+//! (`BENCH_LOG=1` on the message bench counts it).
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -37,8 +40,7 @@ impl<'w> FormatFields<'w> for SpanFields {
         GATHERED.with(|gathered| match gathered.try_borrow_mut() {
             Ok(mut text) => {
                 text.clear();
-                let mut gathering = Writer::new(&mut *text);
-                let mut members = Members::new(&mut gathering, true);
+                let mut members = Members::new(&mut *text, true);
                 fields.record(&mut members);
                 members.result?;
                 writer.write_str(&text)
@@ -75,137 +77,175 @@ impl<S> FormatEvent<S, SpanFields> for Record
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// The record is written into a `String` of this thread's and handed to the fmt layer in
+    /// one piece: written straight through the layer's `Writer`, each of its 40-odd pieces (a
+    /// key, a quote, a value) was a call through a `dyn Write`.
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, SpanFields>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        writer.write_str("{\"level\":\"")?;
-        writer.write_str(event.metadata().level().as_str())?;
-        writer.write_str("\",\"fields\":{")?;
-        let mut members = Members::new(&mut writer, true);
-        event.record(&mut members);
-        members.result?;
-        writer.write_char('}')?;
-        let span = event
-            .parent()
-            .and_then(|id| ctx.span(id))
-            .or_else(|| ctx.lookup_current());
-        if let Some(span) = span {
-            writer.write_str(",\"span\":{")?;
-            let extensions = span.extensions();
-            if let Some(fields) = extensions.get::<FormattedFields<SpanFields>>()
-                && !fields.fields.is_empty()
-            {
-                writer.write_str(&fields.fields)?;
-                writer.write_char(',')?;
-            }
-            writer.write_str("\"name\":")?;
-            string(&mut writer, span.metadata().name())?;
-            writer.write_char('}')?;
+        thread_local! {
+            static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
         }
-        writer.write_str("}\n")
+        TEXT.with(|text| match text.try_borrow_mut() {
+            Ok(mut text) => {
+                text.clear();
+                write_record(ctx, &mut text, event)?;
+                writer.write_str(&text)
+            }
+            // Borrowed further up this thread's stack: tracing drops a record made while another
+            // is written, but this does not rely on it.
+            Err(_) => {
+                let mut text = String::new();
+                write_record(ctx, &mut text, event)?;
+                writer.write_str(&text)
+            }
+        })
     }
+}
+
+fn write_record<S>(
+    ctx: &FmtContext<'_, S, SpanFields>,
+    out: &mut String,
+    event: &Event<'_>,
+) -> fmt::Result
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    out.push_str("{\"level\":\"");
+    out.push_str(event.metadata().level().as_str());
+    out.push_str("\",\"fields\":{");
+    let mut members = Members::new(out, true);
+    event.record(&mut members);
+    members.result?;
+    out.push('}');
+    let span = event
+        .parent()
+        .and_then(|id| ctx.span(id))
+        .or_else(|| ctx.lookup_current());
+    if let Some(span) = span {
+        out.push_str(",\"span\":{");
+        let extensions = span.extensions();
+        if let Some(fields) = extensions.get::<FormattedFields<SpanFields>>()
+            && !fields.fields.is_empty()
+        {
+            out.push_str(&fields.fields);
+            out.push(',');
+        }
+        out.push_str("\"name\":");
+        string(out, span.metadata().name())?;
+        out.push('}');
+    }
+    out.push_str("}\n");
+    Ok(())
 }
 
 /// Writes fields as members of a JSON object, each value as serde_json writes it (through
 /// tracing-serde, for the event's fields): strings and `Debug`/`Display` values as strings,
 /// integers, floats and booleans as they are. 128-bit integers and errors come through
 /// `record_debug`, as they do there.
-struct Members<'a, 'w> {
-    writer: &'a mut Writer<'w>,
+struct Members<'a, W: fmt::Write> {
+    out: &'a mut W,
     first: bool,
     result: fmt::Result,
 }
 
-impl<'a, 'w> Members<'a, 'w> {
-    fn new(writer: &'a mut Writer<'w>, first: bool) -> Self {
+impl<'a, W: fmt::Write> Members<'a, W> {
+    fn new(out: &'a mut W, first: bool) -> Self {
         Members {
-            writer,
+            out,
             first,
             result: Ok(()),
         }
     }
 
     /// A member whose value is not a string: `"key":` and the value.
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut W) -> fmt::Result) {
         self.member_after(field, "\":", value);
     }
 
     /// A member whose value is a string: `"key":"`, the value's text escaped, and `"`.
-    fn string_member(&mut self, field: &Field, text: impl FnOnce(&mut Writer<'w>) -> fmt::Result) {
-        self.member_after(field, "\":\"", |writer| {
-            text(writer)?;
-            writer.write_char('"')
+    fn string_member(&mut self, field: &Field, text: impl FnOnce(&mut W) -> fmt::Result) {
+        self.member_after(field, "\":\"", |out| {
+            text(out)?;
+            out.write_char('"')
         });
     }
 
     /// The punctuation between the pieces is written with them, in as few writes as it
-    /// takes: each is a call through the record's `dyn Write`.
+    /// takes.
     fn member_after(
         &mut self,
         field: &Field,
         after_key: &str,
-        value: impl FnOnce(&mut Writer<'w>) -> fmt::Result,
+        value: impl FnOnce(&mut W) -> fmt::Result,
     ) {
         if self.result.is_err() {
             return;
         }
         self.result = (|| {
             let first = std::mem::take(&mut self.first);
-            self.writer.write_str(if first { "\"" } else { ",\"" })?;
-            escape(self.writer, field.name())?;
-            self.writer.write_str(after_key)?;
-            value(self.writer)
+            self.out.write_str(if first { "\"" } else { ",\"" })?;
+            escape(self.out, field.name())?;
+            self.out.write_str(after_key)?;
+            value(self.out)
         })();
     }
 }
 
-impl Visit for Members<'_, '_> {
+impl<W: fmt::Write> Visit for Members<'_, W> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.string_member(field, |writer| escape(writer, value));
+        self.string_member(field, |out| escape(out, value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.string_member(field, |writer| write!(Escaped(writer), "{value:?}"));
+        self.string_member(field, |out| write!(Escaped(out), "{value:?}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |writer| {
-            writer.write_str(if value { "true" } else { "false" })
+        self.member(field, |out| {
+            out.write_str(if value { "true" } else { "false" })
         });
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |writer| write!(writer, "{value}"));
+        self.member(field, |out| {
+            out.write_str(itoa::Buffer::new().format(value))
+        });
     }
 
-    /// As serde_json writes it: the shortest text that reads back the same (`1.0`, `1e21`),
-    /// and `null` for a value that is not finite.
+    /// As serde_json writes it (its `Number` is written by zmij): the shortest text that reads
+    /// back the same (`1.0`, `1e21`), and `null` for a value that is not finite.
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.member(field, |writer| match serde_json::Number::from_f64(value) {
-            Some(number) => write!(writer, "{number}"),
-            None => writer.write_str("null"),
+        self.member(field, |out| {
+            if value.is_finite() {
+                out.write_str(zmij::Buffer::new().format_finite(value))
+            } else {
+                out.write_str("null")
+            }
         });
     }
 }
 
 /// `text` as a JSON string, quotes included.
-fn string(writer: &mut Writer<'_>, text: &str) -> fmt::Result {
-    writer.write_char('"')?;
-    escape(writer, text)?;
-    writer.write_char('"')
+fn string<W: fmt::Write>(out: &mut W, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    escape(out, text)?;
+    out.write_char('"')
 }
 
 /// Escapes what is written through it, as the inside of a JSON string.
-struct Escaped<'a, 'w>(&'a mut Writer<'w>);
+struct Escaped<'a, W: fmt::Write>(&'a mut W);
 
-impl fmt::Write for Escaped<'_, '_> {
+impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         escape(self.0, text)
     }

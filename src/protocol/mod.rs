@@ -141,7 +141,7 @@ fn log(state: &AppState, origin: &Origin, summaries: &[Summary], started: Instan
     for summary in summaries {
         let caller = summary.caller.as_ref().unwrap_or(&origin.caller);
         tracing::info!(
-            connection_id = %loggable(origin.connection_label()),
+            connection_id = loggable(origin.connection_label()),
             instance = state.instance,
             caller_arn = caller.arn.as_deref(),
             caller_account = caller.account_id.as_deref(),

@@ -583,7 +583,7 @@ async fn run(
                 | WebSocketError::IoError(_),
             )) => break Ending::Gone(close::GOING_AWAY),
             Ok(Err(err)) => {
-                tracing::debug!(connection_id = %loggable(&connection.id), error = %err, "WebSocket protocol error");
+                tracing::debug!(connection_id = loggable(&connection.id), error = %err, "WebSocket protocol error");
                 break Ending::Close(close::PROTOCOL_ERROR, "Protocol error");
             }
             Ok(Ok(frame)) => frame,
