@@ -7,7 +7,10 @@
 //! "error_message"}`; a tool failure also carries `details`, the tool's error body
 //! (`{"error": "no_credentials", "message": ...}`).
 
-use serde::de::IgnoredAny;
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use super::{MAX_ID_BYTES, MAX_TOOL_REPLY_BYTES, Outcome, Summary, loggable};
@@ -32,20 +35,21 @@ pub mod code {
 }
 
 /// The fields of a message an envelope is read from; any other field is ignored. A field that
-/// is present holds its value, `null` included; one that is absent is `None`. `params` may carry
-/// a secret key (set-environment), so there is no `Debug` outside the tests: nothing can format it
-/// into a log record or an error.
+/// is present holds its value, `null` included; one that is absent is `None`. The three that
+/// must be strings keep only their text (borrowed from the message unless it has escapes), or
+/// that they are not strings. `params` may carry a secret key (set-environment), so there is no
+/// `Debug` outside the tests: nothing can format it into a log record or an error.
 #[derive(Default, serde::Deserialize)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub struct Fields {
-    #[serde(default, deserialize_with = "super::present")]
-    message_type: Option<Value>,
-    #[serde(default, deserialize_with = "super::present")]
-    protocol_version: Option<Value>,
+pub struct Fields<'a> {
+    #[serde(default, borrow, deserialize_with = "text")]
+    message_type: Option<Text<'a>>,
+    #[serde(default, borrow, deserialize_with = "text")]
+    protocol_version: Option<Text<'a>>,
     #[serde(default, deserialize_with = "super::present")]
     message_id: Option<Value>,
-    #[serde(default, deserialize_with = "super::present")]
-    method: Option<Value>,
+    #[serde(default, borrow, deserialize_with = "text")]
+    method: Option<Text<'a>>,
     #[serde(default, deserialize_with = "super::present")]
     params: Option<Value>,
     /// JSON-RPC's marker: a message that has it is not an envelope.
@@ -53,11 +57,11 @@ pub struct Fields {
     jsonrpc: Option<IgnoredAny>,
 }
 
-impl Fields {
+impl<'a> Fields<'a> {
     /// Read straight from a message's text, without building its tree: the common case. `None`
     /// for anything else (not an object, a field twice, JSON-RPC, no envelope field), which
     /// [`super::dispatch`] then reads as a tree and routes.
-    pub fn read(text: &str) -> Option<Self> {
+    pub fn read(text: &'a str) -> Option<Self> {
         super::read_fields(text).filter(|fields: &Self| {
             fields.jsonrpc.is_none()
                 && (fields.message_type.is_some() || fields.message_id.is_some())
@@ -67,27 +71,99 @@ impl Fields {
     /// The fields of a message already read as a tree.
     pub fn take(mut object: Map<String, Value>) -> Self {
         Self {
-            message_type: object.remove("message_type"),
-            protocol_version: object.remove("protocol_version"),
+            message_type: object.remove("message_type").map(Text::from),
+            protocol_version: object.remove("protocol_version").map(Text::from),
             message_id: object.remove("message_id"),
-            method: object.remove("method"),
+            method: object.remove("method").map(Text::from),
             params: object.remove("params"),
             jsonrpc: None,
         }
     }
 }
 
-pub async fn handle(state: &AppState, origin: &Origin, fields: Fields) -> (String, Summary) {
+/// A field that must be a string: its text, or that it is some other value (which no answer
+/// needs).
+#[derive(Clone)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+enum Text<'a> {
+    Str(Cow<'a, str>),
+    NotStr,
+}
+
+impl Text<'_> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Text::Str(text) => Some(text),
+            Text::NotStr => None,
+        }
+    }
+}
+
+impl From<Value> for Text<'_> {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::String(text) => Text::Str(Cow::Owned(text)),
+            _ => Text::NotStr,
+        }
+    }
+}
+
+/// A [`Text`] field read from the message (`deserialize_with`): present, whatever its value.
+fn text<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Text<'de>>, D::Error> {
+    struct Read;
+    impl<'de> Visitor<'de> for Read {
+        type Value = Text<'de>;
+
+        fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+            formatter.write_str("a JSON value")
+        }
+        fn visit_borrowed_str<E>(self, text: &'de str) -> Result<Text<'de>, E> {
+            Ok(Text::Str(Cow::Borrowed(text)))
+        }
+        fn visit_str<E>(self, text: &str) -> Result<Text<'de>, E> {
+            Ok(Text::Str(Cow::Owned(text.to_owned())))
+        }
+        fn visit_string<E>(self, text: String) -> Result<Text<'de>, E> {
+            Ok(Text::Str(Cow::Owned(text)))
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Text<'de>, E> {
+            Ok(Text::NotStr)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Text<'de>, E> {
+            Ok(Text::NotStr)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Text<'de>, E> {
+            Ok(Text::NotStr)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Text<'de>, E> {
+            Ok(Text::NotStr)
+        }
+        fn visit_unit<E>(self) -> Result<Text<'de>, E> {
+            Ok(Text::NotStr)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Text<'de>, A::Error> {
+            while items.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(Text::NotStr)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut members: A) -> Result<Text<'de>, A::Error> {
+            while members.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Text::NotStr)
+        }
+    }
+    value.deserialize_any(Read).map(Some)
+}
+
+pub async fn handle(state: &AppState, origin: &Origin, fields: Fields<'_>) -> (String, Summary) {
     let mut summary = Summary::new("envelope");
     let request_id = fields.message_id.as_ref().filter(|id| {
         id.as_str().is_some_and(|s| s.len() <= MAX_ID_BYTES) || id.is_i64() || id.is_u64()
     });
-    summary.request_id = request_id.map(|id| loggable(&id_text(id)).to_owned());
+    summary.request_id = request_id.map(loggable_id);
     summary.method = Some(
         fields
             .method
             .as_ref()
-            .and_then(Value::as_str)
+            .and_then(Text::as_str)
             .and_then(ToolName::parse)
             .map_or("unknown", ToolName::reference_name),
     );
@@ -158,11 +234,11 @@ pub async fn handle(state: &AppState, origin: &Origin, fields: Fields) -> (Strin
 type Refused = (&'static str, String);
 
 /// Checks the envelope's fields in order and names the first that is wrong.
-fn decode(fields: &Fields) -> Result<(ToolName, &Map<String, Value>), Refused> {
+fn decode<'a>(fields: &'a Fields<'_>) -> Result<(ToolName, &'a Map<String, Value>), Refused> {
     let invalid = |message: &str| (code::INVALID_REQUEST, message.to_owned());
-    match &fields.message_type {
-        Some(Value::String(t)) if t == "REQUEST" => {}
-        Some(Value::String(_)) => {
+    match fields.message_type.as_ref().map(Text::as_str) {
+        Some(Some("REQUEST")) => {}
+        Some(Some(_)) => {
             return Err(invalid(
                 "message_type must be \"REQUEST\": clients send requests only",
             ));
@@ -185,8 +261,8 @@ fn decode(fields: &Fields) -> Result<(ToolName, &Map<String, Value>), Refused> {
         }
         None => return Err(invalid("missing field message_id")),
     }
-    match &fields.protocol_version {
-        Some(Value::String(v)) if v == PROTOCOL_VERSION => {}
+    match fields.protocol_version.as_ref().map(Text::as_str) {
+        Some(Some(PROTOCOL_VERSION)) => {}
         Some(_) => {
             return Err((
                 code::UNSUPPORTED_PROTOCOL_VERSION,
@@ -195,9 +271,9 @@ fn decode(fields: &Fields) -> Result<(ToolName, &Map<String, Value>), Refused> {
         }
         None => return Err(invalid("missing field protocol_version (\"2.0\")")),
     }
-    let method = match &fields.method {
-        Some(Value::String(method)) => method,
-        Some(_) => return Err(invalid("method must be a string")),
+    let method = match fields.method.as_ref().map(Text::as_str) {
+        Some(Some(method)) => method,
+        Some(None) => return Err(invalid("method must be a string")),
         None => return Err(invalid("missing field method")),
     };
     let Some(tool) = ToolName::parse(method) else {
@@ -216,9 +292,11 @@ fn decode(fields: &Fields) -> Result<(ToolName, &Map<String, Value>), Refused> {
     Ok((tool, params))
 }
 
-fn id_text(id: &Value) -> String {
+/// The request id as the log record shows it: a string cut to what [`loggable`] keeps, a number
+/// as it is written.
+fn loggable_id(id: &Value) -> String {
     match id {
-        Value::String(s) => s.clone(),
+        Value::String(id) => loggable(id).to_owned(),
         other => other.to_string(),
     }
 }
@@ -391,6 +469,7 @@ mod tests {
             r#"{"message_type":"REQUEST","message_id":null,"params":null,"extra":{"x":1}}"#,
             r#"{"message_id":7,"method":7}"#,
             r#"{"message_type":"REQ\u0055EST","protocol_version":2.0,"message_id":"r"}"#,
+            r#"{"message_type":["REQUEST",{"a":[]}],"protocol_version":{"v":"2.0"},"message_id":"r","method":true}"#,
         ];
         for text in same {
             let tree: Value = serde_json::from_str(text).unwrap();
@@ -413,6 +492,15 @@ mod tests {
         for text in general {
             assert_eq!(Fields::read(text), None, "{text}");
         }
+    }
+
+    /// The log record's request id: a string cut as every logged id is, a number written out.
+    #[test]
+    fn request_ids_are_logged_cut_and_numbers_as_written() {
+        assert_eq!(loggable_id(&json!("req-1")), "req-1");
+        assert_eq!(loggable_id(&json!("é".repeat(100))), "é".repeat(64));
+        assert_eq!(loggable_id(&json!(u64::MAX)), u64::MAX.to_string());
+        assert_eq!(loggable_id(&json!(-7)), "-7");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::LazyLock;
 use std::time::Instant;
 
 use memchr::memmem::Finder;
-use serde::de::{Deserialize, DeserializeOwned, Deserializer, IgnoredAny};
+use serde::de::{Deserialize, Deserializer, IgnoredAny};
 use serde_json::{Map, Value};
 
 use crate::config::MAX_MESSAGE_BYTES;
@@ -255,7 +255,7 @@ async fn dispatch(
 
 /// A message's text read straight into a struct's fields, when it is a JSON object they can be
 /// read from (serde also reads a struct from an array, its fields in order).
-fn read_fields<T: DeserializeOwned>(text: &str) -> Option<T> {
+fn read_fields<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
     let object = text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{');
