@@ -13,8 +13,8 @@
 //! `BENCH_CLOSED_MESSAGES`, default 3,000 per connection; `BENCH_CLOSED_ROUNDS`, default 5;
 //! `BENCH_SECONDS`, a bound on each run, default 120; `BENCH_OUT`, a file for the JSON results).
 //! For a profiler, `BENCH_ONLY=MIX` (`ping`, `envelope_get_credentials`, ...) runs only that
-//! closed-loop mix, `BENCH_CLOSED_ROUNDS` times, and prints each round's rate and CPU per message:
-//! e.g. `perf record -p <serve's pid>` while it runs.
+//! closed-loop mix, `BENCH_CLOSED_ROUNDS` times, and prints each round's report (rate, latency,
+//! CPU per message): e.g. `perf record -p <serve's pid>` while it runs.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -312,16 +312,16 @@ fn main() {
                 .expect("BENCH_ONLY names a closed-loop mix");
             run(target, 2, 200, 1, bound, *make).await;
             for _round in 0..closed_rounds {
-                let this = run_timed(target, *pid, closed_connections, closed_messages, *make, bound).await;
-                let cpu = this.cpu.expect("timed");
-                let per = |spent: Duration| spent.as_secs_f64() * 1e6 / this.latencies.len() as f64;
-                eprintln!(
-                    "{only}: {:.0} messages/s, CPU per message: server {:.2} us, client {:.2} us, {} errors",
-                    this.latencies.len() as f64 / this.elapsed.as_secs_f64(),
-                    per(cpu.server),
-                    per(cpu.client),
-                    this.errors,
-                );
+                let mut this = run_timed(
+                    target,
+                    *pid,
+                    closed_connections,
+                    closed_messages,
+                    *make,
+                    bound,
+                )
+                .await;
+                eprintln!("{only}: {}", report(&mut this));
             }
             return Value::Null;
         }

@@ -34,23 +34,10 @@ impl<'w> FormatFields<'w> for SpanFields {
     /// The members are gathered in a buffer of this thread's and written at once: the span's
     /// own text starts empty (one span per event), and every write that outgrew it moved it.
     fn format_fields<R: RecordFields>(&self, mut writer: Writer<'w>, fields: R) -> fmt::Result {
-        thread_local! {
-            static GATHERED: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        GATHERED.with(|gathered| match gathered.try_borrow_mut() {
-            Ok(mut text) => {
-                text.clear();
-                let mut members = Members::new(&mut *text, true);
-                fields.record(&mut members);
-                members.result?;
-                writer.write_str(&text)
-            }
-            // A span made while another's fields are formatted (by a field's `Debug`).
-            Err(_) => {
-                let mut members = Members::new(&mut writer, true);
-                fields.record(&mut members);
-                members.result
-            }
+        in_one_piece(&mut writer, |text| {
+            let mut members = Members::new(text, true);
+            fields.record(&mut members);
+            members.result
         })
     }
 
@@ -86,24 +73,33 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        thread_local! {
-            static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
-        }
-        TEXT.with(|text| match text.try_borrow_mut() {
-            Ok(mut text) => {
-                text.clear();
-                write_record(ctx, &mut text, event)?;
-                writer.write_str(&text)
-            }
-            // Borrowed further up this thread's stack: tracing drops a record made while another
-            // is written, but this does not rely on it.
-            Err(_) => {
-                let mut text = String::new();
-                write_record(ctx, &mut text, event)?;
-                writer.write_str(&text)
-            }
-        })
+        in_one_piece(&mut writer, |text| write_record(ctx, text, event))
     }
+}
+
+/// Writes what `write` writes into a `String` of this thread's (reused, so no allocation once it
+/// has grown), then hands it to `writer` in one piece. Should the buffer be in use further up
+/// this thread's stack (a field's `Debug` that logs; tracing drops such a record, but this does
+/// not rely on it), a new `String` is used.
+fn in_one_piece(
+    writer: &mut Writer<'_>,
+    write: impl FnOnce(&mut String) -> fmt::Result,
+) -> fmt::Result {
+    thread_local! {
+        static TEXT: RefCell<String> = const { RefCell::new(String::new()) };
+    }
+    TEXT.with(|text| match text.try_borrow_mut() {
+        Ok(mut text) => {
+            text.clear();
+            write(&mut text)?;
+            writer.write_str(&text)
+        }
+        Err(_) => {
+            let mut text = String::new();
+            write(&mut text)?;
+            writer.write_str(&text)
+        }
+    })
 }
 
 fn write_record<S>(

@@ -83,7 +83,6 @@ impl<'a> Fields<'a> {
 
 /// A field that must be a string: its text, or that it is some other value (which no answer
 /// needs).
-#[derive(Clone)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
 enum Text<'a> {
     Str(Cow<'a, str>),
