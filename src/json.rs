@@ -81,7 +81,7 @@ pub struct Writer {
 impl Writer {
     pub fn with_capacity(capacity: usize) -> Self {
         Writer {
-            text: Text(Vec::with_capacity(capacity)),
+            text: Text(String::with_capacity(capacity)),
             failed: None,
             escaped: None,
         }
@@ -89,7 +89,7 @@ impl Writer {
 
     /// Appends text that is JSON already, or a piece of a frame (`{"result":`).
     pub fn raw(&mut self, json: &str) {
-        self.text.0.extend_from_slice(json.as_bytes());
+        self.text.0.push_str(json);
     }
 
     /// Appends JSON text whose escaped form ([`escaped`]) is known, for the text copy
@@ -120,9 +120,9 @@ impl Writer {
         let out = &mut self.text.0;
         // Most bytes stand for themselves; an escape may need more room as it is written.
         out.reserve(text.len() + 2);
-        out.push(b'"');
+        out.push('"');
         escape_bytes(out, text);
-        out.push(b'"');
+        out.push('"');
     }
 
     /// Appends `json`'s text as a JSON string, as [`Writer::string`] does, copying the part
@@ -137,11 +137,11 @@ impl Writer {
         };
         let out = &mut self.text.0;
         out.reserve(before.len() + escaped.len() + after.len() * 5 / 4 + 2);
-        out.push(b'"');
+        out.push('"');
         escape_bytes(out, before);
-        out.extend_from_slice(escaped.as_bytes());
+        out.push_str(escaped);
         escape_bytes(out, after);
-        out.push(b'"');
+        out.push('"');
     }
 
     /// The text as [`Json`], unless a value could not be written.
@@ -152,37 +152,44 @@ impl Writer {
 
     /// The text, unless a value could not be written.
     pub fn finish(self) -> Result<String, serde_json::Error> {
-        if let Some(err) = self.failed {
-            return Err(err);
+        match self.failed {
+            Some(err) => Err(err),
+            None => Ok(self.text.0),
         }
-        // Only `str` and serde_json's output are written, both UTF-8.
-        String::from_utf8(self.text.0).map_err(|_| {
-            serde_json::Error::io(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))
-        })
     }
 }
 
-/// Appends `text` as the inside of a JSON string (no quotes), escaped byte by byte.
-fn escape_bytes(out: &mut Vec<u8>, text: &str) {
-    for &byte in text.as_bytes() {
+/// Appends `text` as the inside of a JSON string (no quotes), escaped byte by byte; a run of
+/// characters of more than one byte is copied whole.
+fn escape_bytes(out: &mut String, text: &str) {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while let Some(&byte) = bytes.get(at) {
+        if !byte.is_ascii() {
+            // Both ends are next to an ASCII byte (or the text's), so on character boundaries.
+            let end = bytes
+                .iter()
+                .skip(at)
+                .position(u8::is_ascii)
+                .map_or(bytes.len(), |run| at + run);
+            out.push_str(text.get(at..end).unwrap_or_default());
+            at = end;
+            continue;
+        }
         match ESCAPES[usize::from(byte)] {
-            0 => out.push(byte),
+            0 => out.push(char::from(byte)),
             b'u' => {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(byte >> 4)],
-                    HEX[usize::from(byte & 0xf)],
-                ]);
+                out.push_str("\\u00");
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0xf)]));
             }
             escape => {
-                out.push(b'\\');
-                out.push(escape);
+                out.push('\\');
+                out.push(char::from(escape));
             }
         }
+        at += 1;
     }
 }
 
@@ -230,11 +237,25 @@ const ESCAPES: [u8; 256] = {
     escapes
 };
 
-/// The bytes written so far.
-struct Text(Vec<u8>);
+/// The text written so far. serde_json writes its pieces as bytes; each is whole UTF-8 (a
+/// piece of a `str` between escapes, a number, punctuation), so each is checked as it comes
+/// and the text is never checked whole. A piece that were not UTF-8 would fail the value.
+struct Text(String);
 
 /// Pieces up to this long are copied byte by byte, in place; longer ones by `memcpy`.
 const SHORT: usize = 16;
+
+impl Text {
+    fn checked(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => {
+                self.0.push_str(text);
+                Ok(())
+            }
+            Err(_) => Err(io::Error::new(io::ErrorKind::InvalidData, "not UTF-8")),
+        }
+    }
+}
 
 impl io::Write for Text {
     #[inline]
@@ -245,13 +266,15 @@ impl io::Write for Text {
 
     #[inline]
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if bytes.len() <= SHORT {
-            self.0.reserve(bytes.len());
-            for &byte in bytes {
-                self.0.push(byte);
+        if bytes.len() > SHORT {
+            return self.checked(bytes);
+        }
+        self.0.reserve(bytes.len());
+        for (at, &byte) in bytes.iter().enumerate() {
+            if !byte.is_ascii() {
+                return self.checked(bytes.get(at..).unwrap_or_default());
             }
-        } else {
-            self.0.extend_from_slice(bytes);
+            self.0.push(char::from(byte));
         }
         Ok(())
     }
@@ -330,6 +353,7 @@ mod tests {
                 "",
                 "é ✓ 🦀 \u{2028} \u{2029} \u{fffd}",
                 "\u{7f}\u{80}\u{7ff}\u{800}\u{ffff}\u{10000}\u{10ffff}",
+                "é\"\u{1}✓🦀\\é",
                 r#"{"credentials":{"access_key_id":"AKIA****MPLE"},"timestamp":"2026-11-25T00:00:00.000Z"}"#,
             ]
             .map(str::to_owned),
