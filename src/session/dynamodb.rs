@@ -56,7 +56,7 @@ fn b(value: &[u8]) -> AttributeValue {
     AttributeValue::B(Blob::new(value.to_vec()))
 }
 
-fn to_item(scope: &Scope, record: &Record) -> Item {
+fn to_item(scope: &Scope<'_>, record: &Record) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), s(&scope.key()));
     let mut put_s = |name: &str, value: &Option<String>| {
@@ -121,11 +121,11 @@ impl DynamoStore {
         Self { client, table }
     }
 
-    fn key(scope: &Scope) -> Item {
+    fn key(scope: &Scope<'_>) -> Item {
         HashMap::from([("pk".to_owned(), s(&scope.key()))])
     }
 
-    async fn read(&self, scope: &Scope) -> Result<Option<Item>, StoreError> {
+    async fn read(&self, scope: &Scope<'_>) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
             .get()
@@ -139,7 +139,7 @@ impl DynamoStore {
         Ok(output.item)
     }
 
-    pub async fn get(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, scope: &Scope<'_>) -> Result<Option<Record>, StoreError> {
         let Some(item) = self.read(scope).await? else {
             return Ok(None);
         };
@@ -150,7 +150,7 @@ impl DynamoStore {
 
     pub async fn put(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         record: &Record,
         only_new: bool,
     ) -> Result<bool, StoreError> {
@@ -174,7 +174,7 @@ impl DynamoStore {
 
     pub async fn change(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         change: &Change,
         expires_at: u64,
         binding: Option<&str>,
@@ -237,7 +237,7 @@ impl DynamoStore {
         }
     }
 
-    pub async fn delete(&self, scope: &Scope) -> Result<(), StoreError> {
+    pub async fn delete(&self, scope: &Scope<'_>) -> Result<(), StoreError> {
         self.client
             .get()
             .delete_item()
@@ -253,7 +253,7 @@ impl DynamoStore {
     /// between; else reads again.
     pub async fn take_token(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         bucket: &Gcra,
         now_us: u64,
         expires_at: u64,

@@ -30,7 +30,7 @@ impl MemoryStore {
         }
     }
 
-    pub fn get(&self, scope: &Scope) -> Option<Record> {
+    pub fn get(&self, scope: &Scope<'_>) -> Option<Record> {
         scope.with_key(|key| {
             let record = self.items.get(key)?;
             if record.expires_at <= now_s() {
@@ -49,7 +49,7 @@ impl MemoryStore {
         }
     }
 
-    pub fn put(&self, scope: &Scope, record: &Record, only_new: bool) -> bool {
+    pub fn put(&self, scope: &Scope<'_>, record: &Record, only_new: bool) -> bool {
         self.sweep();
         let key = scope.key();
         if only_new {
@@ -72,7 +72,7 @@ impl MemoryStore {
 
     pub fn change(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         change: &Change,
         expires_at: u64,
         binding: Option<&str>,
@@ -108,11 +108,17 @@ impl MemoryStore {
         true
     }
 
-    pub fn delete(&self, scope: &Scope) {
+    pub fn delete(&self, scope: &Scope<'_>) {
         self.items.remove(&scope.key());
     }
 
-    pub fn take_token(&self, scope: &Scope, bucket: &Gcra, now_us: u64, expires_at: u64) -> Taken {
+    pub fn take_token(
+        &self,
+        scope: &Scope<'_>,
+        bucket: &Gcra,
+        now_us: u64,
+        expires_at: u64,
+    ) -> Taken {
         self.sweep();
         let mut record = self.items.entry(scope.key()).or_insert_with(|| Record {
             expires_at,

@@ -19,6 +19,7 @@ pub mod limits;
 pub mod memory;
 pub mod seal;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,17 +33,18 @@ use seal::{Binding, Sealer};
 
 use crate::config::RateLimits;
 
-/// Whose stored state.
+/// Whose stored state. Its id is borrowed where the message holds it (every tool call names
+/// its connection's scope twice), and owned where it is made.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Connection(String),
+pub enum Scope<'a> {
+    Connection(Cow<'a, str>),
     /// An environment handle (`environment_id`).
-    Environment(String),
+    Environment(Cow<'a, str>),
     /// A caller without a connection (Streamable HTTP): only its credential-tool bucket.
-    Caller(String),
+    Caller(Cow<'a, str>),
 }
 
-impl Scope {
+impl Scope<'_> {
     /// The store's key.
     pub fn key(&self) -> String {
         let (prefix, id) = self.parts();
@@ -167,7 +169,7 @@ impl SessionStore {
     }
 
     /// A scope's state, read strongly consistent; `None` when there is none or it expired.
-    pub async fn get(&self, scope: &Scope) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, scope: &Scope<'_>) -> Result<Option<Record>, StoreError> {
         match self {
             SessionStore::Memory(store) => Ok(store.get(scope)),
             SessionStore::DynamoDb(store) => Box::pin(store.get(scope)).await,
@@ -178,7 +180,7 @@ impl SessionStore {
     /// handle (only if its id is new).
     pub async fn put(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         record: &Record,
         only_new: bool,
     ) -> Result<bool, StoreError> {
@@ -192,7 +194,7 @@ impl SessionStore {
     /// there is no such handle (or another caller's).
     pub async fn change(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         change: &Change,
         expires_at: u64,
         binding: Option<&str>,
@@ -205,7 +207,7 @@ impl SessionStore {
         }
     }
 
-    pub async fn delete(&self, scope: &Scope) -> Result<(), StoreError> {
+    pub async fn delete(&self, scope: &Scope<'_>) -> Result<(), StoreError> {
         match self {
             SessionStore::Memory(store) => {
                 store.delete(scope);
@@ -219,7 +221,7 @@ impl SessionStore {
     /// at once never both get the last token.
     pub async fn take_token(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         bucket: &Gcra,
         now_us: u64,
         expires_at: u64,
@@ -254,10 +256,10 @@ impl Origin {
     }
 
     /// The subject of rate limits: the connection, else the caller.
-    pub fn subject(&self) -> Scope {
+    pub fn subject(&self) -> Scope<'_> {
         match &self.connection_id {
-            Some(id) => Scope::Connection(id.clone()),
-            None => Scope::Caller(self.caller.binding()),
+            Some(id) => Scope::Connection(id.into()),
+            None => Scope::Caller(self.caller.binding().into()),
         }
     }
 
@@ -378,7 +380,7 @@ impl Sessions {
             expires_at: now_s() + CONNECTION_TTL.as_secs(),
             ..Record::default()
         };
-        let scope = Scope::Connection(connection_id.to_owned());
+        let scope = Scope::Connection(connection_id.into());
         self.store
             .put(&scope, &record, false)
             .await
@@ -388,7 +390,7 @@ impl Sessions {
 
     /// `$disconnect`: forget what the connection owned, on every instance.
     pub async fn disconnect(&self, connection_id: &str) {
-        let scope = Scope::Connection(connection_id.to_owned());
+        let scope = Scope::Connection(connection_id.into());
         // The bucket is kept under the scope's key, as `admit` took from it.
         scope.with_key(|key| self.tools.forget(key));
         if let Err(err) = self.store.delete(&scope).await {
@@ -400,7 +402,7 @@ impl Sessions {
     /// Admits a tool call: a token from this instance's tool-call bucket, and for a
     /// credential-testing tool one from the subject's shared bucket too. A refusal by either
     /// spends no token of the other.
-    pub async fn admit(&self, subject: &Scope, tests_credentials: bool) -> Result<(), Refused> {
+    pub async fn admit(&self, subject: &Scope<'_>, tests_credentials: bool) -> Result<(), Refused> {
         let now = limits::now_us();
         subject
             .with_key(|key| self.tools.take(key, now))
@@ -443,7 +445,7 @@ impl Sessions {
         };
         let record = self
             .store
-            .get(&Scope::Connection(id.clone()))
+            .get(&Scope::Connection(id.into()))
             .await
             .map_err(|err| self.unavailable(&err))?;
         Ok(record
@@ -460,10 +462,10 @@ impl Sessions {
     ) -> Result<Stored, SessionError> {
         let (scope, caller) = match (environment_id, &origin.connection_id) {
             (Some(id), _) => (
-                Scope::Environment(id.to_owned()),
+                Scope::Environment(id.into()),
                 Some(self.caller(origin).await?),
             ),
-            (None, Some(id)) => (Scope::Connection(id.clone()), None),
+            (None, Some(id)) => (Scope::Connection(id.into()), None),
             (None, None) => return Ok(Stored::default()),
         };
         let record = self
@@ -491,7 +493,7 @@ impl Sessions {
         Box::pin(self.open(&scope, record)).await
     }
 
-    async fn open(&self, scope: &Scope, record: Record) -> Result<Stored, SessionError> {
+    async fn open(&self, scope: &Scope<'_>, record: Record) -> Result<Stored, SessionError> {
         let credentials = match (&record.access_key_id, &record.secret) {
             (Some(key_id), Some(secret)) => {
                 let key = scope.key();
@@ -536,7 +538,7 @@ impl Sessions {
 
     async fn seal(
         &self,
-        scope: &Scope,
+        scope: &Scope<'_>,
         credentials: &Credentials,
     ) -> Result<SealedCredentials, SessionError> {
         let key = scope.key();
@@ -577,7 +579,7 @@ impl Sessions {
         let expires_at = now_s() + self.environment_ttl.as_secs();
         if let Some(id) = environment_id {
             let binding = self.caller(origin).await?.binding();
-            let scope = Scope::Environment(id.to_owned());
+            let scope = Scope::Environment(id.into());
             let change = Change {
                 region: region.map(str::to_owned),
                 credentials: match credentials {
@@ -602,7 +604,7 @@ impl Sessions {
         // The overrides in effect after this call: the connection's, updated.
         let mut effective = match &origin.connection_id {
             Some(connection_id) => {
-                let scope = Scope::Connection(connection_id.clone());
+                let scope = Scope::Connection(connection_id.into());
                 let change = Change {
                     region: region.map(str::to_owned),
                     credentials: match credentials {
@@ -630,7 +632,7 @@ impl Sessions {
             None => origin.caller.clone(),
         };
         let id = new_handle_id().map_err(|err| self.unavailable(&err))?;
-        let scope = Scope::Environment(id.clone());
+        let scope = Scope::Environment((&id).into());
         let sealed = match &effective.credentials {
             Some(credentials) => Some(self.seal(&scope, credentials).await?),
             None => None,
@@ -699,7 +701,7 @@ mod tests {
             "test".to_owned(),
             Duration::from_secs(60),
         );
-        let subject = Scope::Connection("c1=".to_owned());
+        let subject = Scope::Connection("c1=".into());
         for _ in 0..2 {
             assert!(sessions.admit(&subject, false).await.is_ok());
         }
