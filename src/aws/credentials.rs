@@ -13,6 +13,7 @@
 //! is dropped and built again on the next call, so one broken profile never poisons later calls
 //! or other profiles.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -45,13 +46,14 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn label(&self) -> String {
+    /// The `credentials_source` label; only a profile's is written out on each call.
+    pub fn label(&self) -> Cow<'static, str> {
         match self {
-            Source::Profile(name) => format!("aws_config_profile:{name}"),
+            Source::Profile(name) => format!("aws_config_profile:{name}").into(),
             Source::Connection => "set_environment".into(),
             Source::Environment => "environment_variables".into(),
             Source::LambdaExecutionRole => "lambda_execution_role".into(),
-            Source::DefaultChain(kind) => format!("default_chain:{kind}"),
+            Source::DefaultChain(kind) => format!("default_chain:{kind}").into(),
         }
     }
 

@@ -39,15 +39,33 @@ impl fmt::Display for Secret {
 
 /// An access key id as shown: its first 10 characters and `...`.
 pub fn mask_access_key_id(access_key_id: &str) -> String {
-    prefix_with_ellipsis(access_key_id, 10)
+    with_ellipsis(access_key_id_shown(access_key_id))
 }
 
 /// A session token as shown when the caller asked for it: its first 20 characters and `...`.
 pub fn mask_session_token(session_token: &str) -> String {
-    prefix_with_ellipsis(session_token, 20)
+    with_ellipsis(session_token_shown(session_token))
 }
 
-fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
+/// The part of an access key id that its mask shows, before the `...`.
+pub fn access_key_id_shown(access_key_id: &str) -> &str {
+    prefix(access_key_id, 10)
+}
+
+/// The part of a session token that its mask shows, before the `...`.
+pub fn session_token_shown(session_token: &str) -> &str {
+    prefix(session_token, 20)
+}
+
+fn with_ellipsis(shown: &str) -> String {
+    let mut out = String::with_capacity(shown.len() + 3);
+    out.push_str(shown);
+    out.push_str("...");
+    out
+}
+
+/// The first `keep` characters of `value`, or all of it.
+fn prefix(value: &str, keep: usize) -> &str {
     let end = match value.as_bytes().get(..keep) {
         // No more bytes than `keep` is no more characters.
         None => value.len(),
@@ -58,10 +76,7 @@ fn prefix_with_ellipsis(value: &str, keep: usize) -> String {
             .nth(keep)
             .map_or(value.len(), |(at, _)| at),
     };
-    let mut out = String::with_capacity(end + 3);
-    out.push_str(&value[..end]);
-    out.push_str("...");
-    out
+    &value[..end]
 }
 
 /// Removes every occurrence of the given secrets from a text that came from elsewhere (an AWS
@@ -104,6 +119,8 @@ mod tests {
         assert_eq!(mask_access_key_id("AKIAé1234567"), "AKIAé12345...");
         assert_eq!(mask_access_key_id("AKIA123456"), "AKIA123456...");
         assert_eq!(mask_session_token(""), "...");
+        assert_eq!(access_key_id_shown("AKIAé1234567"), "AKIAé12345");
+        assert_eq!(session_token_shown("short"), "short");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub async fn handle(state: &AppState, origin: &Origin, fields: Fields<'_>) -> (S
                 }
                 Ok(called) => {
                     summary.credentials_source = called.credentials_source;
-                    summary.caller = Some(called.caller);
+                    summary.caller = called.caller;
                     let reply = called.reply;
                     summary.error_code = reply.error_code().map(str::to_owned);
                     let outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);

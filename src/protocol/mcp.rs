@@ -622,7 +622,7 @@ async fn call_tool(
         }
     };
     summary.credentials_source = called.credentials_source;
-    summary.caller = Some(called.caller);
+    summary.caller = called.caller;
     let reply = called.reply;
     summary.error_code = reply.error_code().map(str::to_owned);
     summary.outcome = reply.error_kind().map_or(Outcome::Ok, Outcome::ToolError);

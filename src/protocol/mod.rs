@@ -5,6 +5,7 @@
 pub mod envelope;
 pub mod mcp;
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 use std::time::Instant;
 
@@ -53,7 +54,8 @@ pub struct Summary {
     /// The AWS error code, when AWS refused.
     pub error_code: Option<String>,
     /// For a tool call: where its credentials came from, and who called (the audit trail).
-    pub credentials_source: Option<String>,
+    pub credentials_source: Option<Cow<'static, str>>,
+    /// The caller the connection's state names; `None`: the request's.
     pub caller: Option<Caller>,
 }
 

@@ -1,6 +1,8 @@
 //! aws/get-account-info: account, ARN and user id of the credentials, from STS
 //! GetCallerIdentity, cached per credential fingerprint.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -50,7 +52,7 @@ struct Answer<'a> {
     user_id: &'a str,
     region: Option<&'a str>,
     profile: Option<&'a str>,
-    credentials_source: String,
+    credentials_source: Cow<'static, str>,
     cached: bool,
     caller: Option<&'a Caller>,
 }
@@ -111,7 +113,7 @@ mod tests {
                 user_id: "AIDAEXAMPLE",
                 region,
                 profile,
-                credentials_source: "environment_variables".to_owned(),
+                credentials_source: "environment_variables".into(),
                 cached,
                 caller,
             };

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -10,7 +11,7 @@ use super::{
     ANSWER_BYTES, Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
     environment_id_property, nullable_string, profile_property, timestamp,
 };
-use crate::aws::secret::{MASKED_SECRET, mask_access_key_id, mask_session_token};
+use crate::aws::secret::{MASKED_SECRET, access_key_id_shown, session_token_shown};
 use crate::json::{self, Json};
 use crate::session::Caller;
 
@@ -73,36 +74,128 @@ pub(super) fn spec() -> Spec {
 }
 
 /// The answer's fields other than `caller` and `timestamp`: what the credentials, the region
-/// and the overrides in effect show. They stay the same from call to call while those do, so
-/// each thread keeps the last ones it wrote, with their text, and writes them again only when
-/// they change. Keys as the reference document has them, in the order the other tools' JSON
-/// has them (sorted).
+/// and the overrides in effect show. Generic over how their text is held: borrowed from the
+/// call's credentials, region, overrides and configuration (`&str`), built on every call
+/// without copying anything; or owned (`String`), kept by each thread with the text it wrote
+/// last, which is written again only when what it shows changes. Keys as the reference
+/// document has them, in the order the other tools' JSON has them (sorted).
 #[derive(Serialize, PartialEq)]
-struct Shown {
-    credentials: ShownCredentials,
-    environment_variables: Variables,
-    metadata: Metadata,
+#[serde(bound = "S: Serialize + AsRef<str>")]
+struct Shown<S> {
+    credentials: ShownCredentials<S>,
+    environment_variables: Variables<S>,
+    metadata: Metadata<S>,
 }
 
 #[derive(Serialize, PartialEq)]
-struct ShownCredentials {
-    access_key_id: String,
+#[serde(bound = "S: Serialize + AsRef<str>")]
+struct ShownCredentials<S> {
+    access_key_id: Masked<S>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    expiration: Option<String>,
+    expiration: Option<Expiry>,
     has_session_token: bool,
-    profile: Option<String>,
-    region: Option<String>,
+    profile: Option<S>,
+    region: Option<S>,
     secret_access_key: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    session_token: Option<String>,
+    session_token: Option<Masked<S>>,
 }
 
 #[derive(Serialize, PartialEq)]
-struct Metadata {
+#[serde(bound = "S: Serialize + AsRef<str>")]
+struct Metadata<S> {
     /// Kept for clients written against the reference document: the Rust SDK is always
     /// compiled in, so full functionality is always available.
     boto3_available: bool,
-    credentials_source: String,
+    credentials_source: S,
+}
+
+/// The AWS credential and region variables in effect for this connection, masked: the
+/// process environment with the stored set-environment overrides on top. Fields in the order
+/// of their names (sorted, as a JSON object of the other tools is); a variable that is not set
+/// is left out.
+#[derive(Serialize, PartialEq)]
+#[serde(bound = "S: Serialize + AsRef<str>")]
+struct Variables<S> {
+    #[serde(rename = "AWS_ACCESS_KEY_ID", skip_serializing_if = "Option::is_none")]
+    access_key_id: Option<Masked<S>>,
+    #[serde(rename = "AWS_DEFAULT_REGION", skip_serializing_if = "Option::is_none")]
+    default_region: Option<S>,
+    #[serde(rename = "AWS_PROFILE", skip_serializing_if = "Option::is_none")]
+    profile: Option<S>,
+    #[serde(rename = "AWS_REGION", skip_serializing_if = "Option::is_none")]
+    region: Option<S>,
+    #[serde(
+        rename = "AWS_SECRET_ACCESS_KEY",
+        skip_serializing_if = "Option::is_none"
+    )]
+    secret_access_key: Option<&'static str>,
+    #[serde(rename = "AWS_SESSION_TOKEN", skip_serializing_if = "Option::is_none")]
+    session_token: Option<Masked<S>>,
+}
+
+/// A credential value as shown: the part its mask keeps, written with `...` after it, or
+/// nothing of it (`***`).
+#[derive(PartialEq)]
+enum Masked<S> {
+    Prefix(S),
+    Hidden,
+}
+
+impl<S: AsRef<str>> Serialize for Masked<S> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        match self {
+            Masked::Prefix(shown) => serializer.collect_str(&format_args!("{}...", shown.as_ref())),
+            Masked::Hidden => serializer.serialize_str(MASKED_SECRET),
+        }
+    }
+}
+
+/// When the credentials expire, compared to the instant and written to the second.
+#[derive(PartialEq)]
+struct Expiry(SystemTime);
+
+impl Serialize for Expiry {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.serialize_str(
+            &chrono::DateTime::<chrono::Utc>::from(self.0)
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        )
+    }
+}
+
+impl<S> Shown<S> {
+    /// The same fields with their text held as `to` makes it from each piece.
+    fn map<'a, T>(&'a self, to: impl Fn(&'a S) -> T + Copy) -> Shown<T> {
+        let masked = |value: &'a Masked<S>| match value {
+            Masked::Prefix(shown) => Masked::Prefix(to(shown)),
+            Masked::Hidden => Masked::Hidden,
+        };
+        let (credentials, variables) = (&self.credentials, &self.environment_variables);
+        Shown {
+            credentials: ShownCredentials {
+                access_key_id: masked(&credentials.access_key_id),
+                expiration: credentials.expiration.as_ref().map(|at| Expiry(at.0)),
+                has_session_token: credentials.has_session_token,
+                profile: credentials.profile.as_ref().map(to),
+                region: credentials.region.as_ref().map(to),
+                secret_access_key: credentials.secret_access_key,
+                session_token: credentials.session_token.as_ref().map(masked),
+            },
+            environment_variables: Variables {
+                access_key_id: variables.access_key_id.as_ref().map(masked),
+                default_region: variables.default_region.as_ref().map(to),
+                profile: variables.profile.as_ref().map(to),
+                region: variables.region.as_ref().map(to),
+                secret_access_key: variables.secret_access_key,
+                session_token: variables.session_token.as_ref().map(masked),
+            },
+            metadata: Metadata {
+                boto3_available: self.metadata.boto3_available,
+                credentials_source: to(&self.metadata.credentials_source),
+            },
+        }
+    }
 }
 
 pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
@@ -124,34 +217,32 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
     let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
     let context = call.context(profile, args.environment_id()?).await?;
     let credentials = &context.resolved.credentials;
+    let source = context.resolved.source.label();
 
     let shown = Shown {
         credentials: ShownCredentials {
-            access_key_id: mask_access_key_id(credentials.access_key_id()),
+            access_key_id: Masked::Prefix(access_key_id_shown(credentials.access_key_id())),
             secret_access_key: MASKED_SECRET,
-            region: context.region.clone(),
-            profile: context.resolved.source.profile().map(str::to_owned),
+            region: context.region.as_deref(),
+            profile: context.resolved.source.profile(),
             has_session_token: credentials.session_token().is_some(),
             session_token: credentials
                 .session_token()
                 .filter(|_| include_session_token)
-                .map(mask_session_token),
-            expiration: credentials.expiry().map(|expiry| {
-                chrono::DateTime::<chrono::Utc>::from(expiry)
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            }),
+                .map(|token| Masked::Prefix(session_token_shown(token))),
+            expiration: credentials.expiry().map(Expiry),
         },
         environment_variables: environment_variables(call, &context, include_session_token),
         metadata: Metadata {
             boto3_available: true,
-            credentials_source: context.resolved.source.label(),
+            credentials_source: &*source,
         },
     };
     let caller = call.caller();
     let caller = caller.is_known().then_some(caller);
     Ok(ToolReply::written(write_answer(
         &caller,
-        shown,
+        &shown,
         &timestamp(),
     )))
 }
@@ -161,29 +252,30 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
 /// The middle's escaped form is kept with it, for `tools/call`'s text copy.
 fn write_answer(
     caller: &Option<&Caller>,
-    shown: Shown,
+    shown: &Shown<&str>,
     timestamp: &str,
 ) -> Result<Json, serde_json::Error> {
+    type Written = (Shown<String>, String, Arc<str>);
     thread_local! {
         /// The last fields shown on this thread, their text without its braces, and that
         /// text escaped.
-        static LAST: RefCell<Option<(Shown, String, Arc<str>)>> = const { RefCell::new(None) };
+        static LAST: RefCell<Option<Written>> = const { RefCell::new(None) };
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         let fresh = match &*last {
-            Some((written, ..)) => *written != shown,
+            Some((written, ..)) => written.map(String::as_str) != *shown,
             None => true,
         };
         if fresh {
-            let text = json::to_string(&shown, ANSWER_BYTES)?;
+            let text = json::to_string(shown, ANSWER_BYTES)?;
             let inner = text
                 .strip_prefix('{')
                 .and_then(|text| text.strip_suffix('}'))
                 .unwrap_or_default()
                 .to_owned();
             let escaped = json::escaped(&inner);
-            *last = Some((shown, inner, escaped));
+            *last = Some((shown.map(|text| (*text).to_owned()), inner, escaped));
         }
         let mut text = json::Writer::with_capacity(ANSWER_BYTES);
         text.raw(r#"{"caller":"#);
@@ -199,63 +291,46 @@ fn write_answer(
     })
 }
 
-/// The AWS credential and region variables in effect for this connection, masked: the
-/// process environment with the stored set-environment overrides on top. Fields in the order
-/// of their names (sorted, as a JSON object of the other tools is); a variable that is not set
-/// is left out.
-#[derive(Serialize, PartialEq)]
-struct Variables {
-    #[serde(rename = "AWS_ACCESS_KEY_ID", skip_serializing_if = "Option::is_none")]
-    access_key_id: Option<String>,
-    #[serde(rename = "AWS_DEFAULT_REGION", skip_serializing_if = "Option::is_none")]
-    default_region: Option<String>,
-    #[serde(rename = "AWS_PROFILE", skip_serializing_if = "Option::is_none")]
-    profile: Option<String>,
-    #[serde(rename = "AWS_REGION", skip_serializing_if = "Option::is_none")]
-    region: Option<String>,
-    #[serde(
-        rename = "AWS_SECRET_ACCESS_KEY",
-        skip_serializing_if = "Option::is_none"
-    )]
-    secret_access_key: Option<&'static str>,
-    #[serde(rename = "AWS_SESSION_TOKEN", skip_serializing_if = "Option::is_none")]
-    session_token: Option<String>,
-}
-
-fn environment_variables(
-    call: &Call<'_>,
-    context: &Context,
+/// The variables in effect: the stored overrides' credentials and region, else the process
+/// environment's.
+fn environment_variables<'a>(
+    call: &Call<'a>,
+    context: &'a Context<'_>,
     include_session_token: bool,
-) -> Variables {
+) -> Variables<&'a str> {
     let env = &call.state.config.aws;
     let overrides = &context.stored;
-    let token_shown = |token: &str| {
+    let token_shown = |token: &'a str| {
         if include_session_token {
-            mask_session_token(token)
+            Masked::Prefix(session_token_shown(token))
         } else {
-            MASKED_SECRET.to_owned()
+            Masked::Hidden
         }
     };
     let (access_key_id, secret_access_key, session_token) = match &overrides.credentials {
         Some(credentials) => (
-            Some(mask_access_key_id(credentials.access_key_id())),
+            Some(Masked::Prefix(access_key_id_shown(
+                credentials.access_key_id(),
+            ))),
             Some(MASKED_SECRET),
             credentials.session_token().map(token_shown),
         ),
         None => (
-            env.access_key_id.as_deref().map(mask_access_key_id),
+            env.access_key_id
+                .as_deref()
+                .map(|id| Masked::Prefix(access_key_id_shown(id))),
             env.secret_access_key.as_ref().map(|_| MASKED_SECRET),
             env.session_token.as_ref().map(|t| token_shown(t.expose())),
         ),
     };
     let (default_region, region) = match &overrides.region {
-        Some(region) => (Some(region.clone()), Some(region.clone())),
-        None => (env.default_region.clone(), env.region.clone()),
+        Some(region) => (Some(region.as_str()), Some(region.as_str())),
+        None => (env.default_region.as_deref(), env.region.as_deref()),
     };
     Variables {
         access_key_id,
         default_region,
-        profile: env.profile.clone(),
+        profile: env.profile.as_deref(),
         region,
         secret_access_key,
         session_token,
@@ -266,24 +341,26 @@ fn environment_variables(
 mod tests {
     use super::*;
 
-    fn shown(key: &str, region: Option<&str>, token: Option<&str>) -> Shown {
+    /// The fields shown for this key, region and token, held as the thread keeps them.
+    fn shown(key: &str, region: Option<&str>, token: Option<&str>) -> Shown<String> {
+        let expires = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         Shown {
             credentials: ShownCredentials {
-                access_key_id: mask_access_key_id(key),
-                expiration: token.map(|_| "2026-11-25T01:00:00Z".to_owned()),
+                access_key_id: Masked::Prefix(access_key_id_shown(key).to_owned()),
+                expiration: token.map(|_| Expiry(expires)),
                 has_session_token: token.is_some(),
                 profile: Some("dev \"q\"".to_owned()),
                 region: region.map(str::to_owned),
                 secret_access_key: MASKED_SECRET,
-                session_token: token.map(mask_session_token),
+                session_token: token.map(|t| Masked::Prefix(session_token_shown(t).to_owned())),
             },
             environment_variables: Variables {
-                access_key_id: Some(mask_access_key_id(key)),
+                access_key_id: Some(Masked::Prefix(access_key_id_shown(key).to_owned())),
                 default_region: None,
                 profile: None,
                 region: region.map(str::to_owned),
                 secret_access_key: Some(MASKED_SECRET),
-                session_token: token.map(|_| MASKED_SECRET.to_owned()),
+                session_token: token.map(|_| Masked::Hidden),
             },
             metadata: Metadata {
                 boto3_available: true,
@@ -293,13 +370,13 @@ mod tests {
     }
 
     /// The answer as one object of all its fields, written by serde.
-    fn typed(caller: &Option<&Caller>, shown: &Shown, timestamp: &str) -> String {
+    fn typed(caller: &Option<&Caller>, shown: &Shown<String>, timestamp: &str) -> String {
         #[derive(Serialize)]
         struct Answer<'a> {
             caller: &'a Option<&'a Caller>,
-            credentials: &'a ShownCredentials,
-            environment_variables: &'a Variables,
-            metadata: &'a Metadata,
+            credentials: &'a ShownCredentials<String>,
+            environment_variables: &'a Variables<String>,
+            metadata: &'a Metadata<String>,
             timestamp: &'a str,
         }
         serde_json::to_string(&Answer {
@@ -346,7 +423,7 @@ mod tests {
         for (at, (caller, shown)) in calls.into_iter().enumerate() {
             let timestamp = format!("2026-11-25T00:00:0{at}.000Z");
             let expected = typed(&caller, &shown, &timestamp);
-            let written = write_answer(&caller, shown, &timestamp).unwrap();
+            let written = write_answer(&caller, &shown.map(String::as_str), &timestamp).unwrap();
             assert_eq!(written.get(), expected, "call {at}");
             let mut copy = json::Writer::with_capacity(0);
             copy.string_of(&written);
@@ -356,5 +433,30 @@ mod tests {
                 "text copy of call {at}"
             );
         }
+    }
+
+    /// Masks, the hidden secret and the expiry are written as the reference document shows
+    /// them, whichever way the text is held.
+    #[test]
+    fn masks_and_expiry_are_written_as_the_reference_shows() {
+        let owned = shown(
+            "AKIASECONDKEYEXAMPLE",
+            Some("eu-west-1"),
+            Some("FQoGtokenEXAMPLE1234567890"),
+        );
+        let expected = concat!(
+            r#"{"credentials":{"access_key_id":"AKIASECOND...","#,
+            r#""expiration":"2026-11-18T11:06:40Z","has_session_token":true,"#,
+            r#""profile":"dev \"q\"","region":"eu-west-1","secret_access_key":"***","#,
+            r#""session_token":"FQoGtokenEXAMPLE1234..."},"#,
+            r#""environment_variables":{"AWS_ACCESS_KEY_ID":"AKIASECOND...","#,
+            r#""AWS_REGION":"eu-west-1","AWS_SECRET_ACCESS_KEY":"***","AWS_SESSION_TOKEN":"***"},"#,
+            r#""metadata":{"boto3_available":true,"credentials_source":"environment_variables"}}"#
+        );
+        assert_eq!(serde_json::to_string(&owned).unwrap(), expected);
+        assert_eq!(
+            serde_json::to_string(&owned.map(String::as_str)).unwrap(),
+            expected
+        );
     }
 }

@@ -11,7 +11,11 @@ mod list_profiles;
 mod set_environment;
 mod validate_credentials;
 
+use std::borrow::Cow;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
 use std::sync::{Arc, LazyLock, OnceLock};
+use std::task::Poll;
 use std::time::Instant;
 
 use rmcp::model::{JsonObject, Tool, ToolAnnotations};
@@ -236,9 +240,10 @@ impl From<Result<Value, ToolError>> for ToolReply {
 pub struct Called {
     pub reply: ToolReply,
     /// `credentials_source`, when the call resolved credentials.
-    pub credentials_source: Option<String>,
-    /// The caller, as the connection's `$connect` (or the request) saw it.
-    pub caller: Caller,
+    pub credentials_source: Option<Cow<'static, str>>,
+    /// The caller, as the connection's `$connect` (or the handle's maker) saw it, when the call
+    /// read one; else the caller is the request's, which is not copied here.
+    pub caller: Option<Caller>,
 }
 
 /// Every tool call passes through here, whatever its wire format: the rate limits, the tool,
@@ -263,7 +268,7 @@ pub async fn call(
         caller: OnceLock::new(),
     };
     let reply = match admitted {
-        Ok(()) => run(&call, tool, arguments).await,
+        Ok(()) => run(&call, tool, arguments, started).await,
         Err(Refused::Limited(limited)) => {
             state
                 .metrics
@@ -277,24 +282,26 @@ pub async fn call(
     Ok(Called {
         reply,
         credentials_source: call.source.into_inner(),
-        caller: call
-            .caller
-            .into_inner()
-            .unwrap_or_else(|| origin.caller.clone()),
+        caller: call.caller.into_inner(),
     })
 }
 
 /// Runs a tool. The tool call's deadline is owned here: twice the operation time-out plus the
-/// connect time-out, above any one AWS call's own (the SDK owns those), so a call that makes
-/// two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either deadline ends in the
-/// same answer: the call timed out.
-async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) -> ToolReply {
+/// connect time-out from `started`, above any one AWS call's own (the SDK owns those), so a
+/// call that makes two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either
+/// deadline ends in the same answer: the call timed out.
+async fn run(
+    call: &Call<'_>,
+    tool: ToolName,
+    arguments: &Map<String, Value>,
+    started: Instant,
+) -> ToolReply {
     let config = &call.state.config;
     let limit = config.operation_timeout * 2 + config.connect_timeout;
     // The tools that call AWS have large futures (the SDK's operation state): boxed, so that
     // the future of every call, get-credentials' included, stays small and is not copied
-    // around at its full size on each move.
-    let work = async {
+    // around at its full size on each move; pinned here, where it is made, and lent.
+    let work = pin!(async {
         match tool {
             ToolName::GetCredentials => get_credentials::run(call, arguments).await,
             ToolName::SetEnvironment => {
@@ -306,8 +313,8 @@ async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) ->
                 Box::pin(validate_credentials::run(call, arguments)).await
             }
         }
-    };
-    tokio::time::timeout(limit, work).await.unwrap_or_else(|_| {
+    });
+    by(started + limit, work).await.unwrap_or_else(|| {
         tracing::info!(
             tool = tool.reference_name(),
             limit_ms = limit.as_millis() as u64,
@@ -317,25 +324,36 @@ async fn run(call: &Call<'_>, tool: ToolName, arguments: &Map<String, Value>) ->
     })
 }
 
+/// `work`'s output, or `None` if it is not done by `deadline`. Most calls need nothing from
+/// the network (get-credentials, a cached answer) and finish on their first poll, which is
+/// made before the deadline's timer: making the timer costs more than such a call. Work that
+/// is still waiting gets the timer.
+async fn by<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F::Output> {
+    if let Poll::Ready(output) = poll_fn(|cx| Poll::Ready(work.as_mut().poll(cx))).await {
+        return Some(output);
+    }
+    tokio::time::timeout_at(deadline.into(), work).await.ok()
+}
+
 /// What a tool sees of the world: the state, where the message came from, and what the call
 /// found out on the way (for the audit record).
 pub(crate) struct Call<'a> {
     pub state: &'a AppState,
     pub origin: &'a Origin,
-    source: OnceLock<String>,
+    source: OnceLock<Cow<'static, str>>,
     caller: OnceLock<Caller>,
 }
 
 /// Credentials and region a call runs with.
-pub(crate) struct Context {
+pub(crate) struct Context<'a> {
     pub resolved: Resolved,
-    /// The region in effect, if one is configured anywhere.
-    pub region: Option<String>,
+    /// The region in effect, if one is configured anywhere: the configuration's is borrowed.
+    pub region: Option<Cow<'a, str>>,
     /// The overrides of the connection or handle, as stored.
     pub stored: Stored,
 }
 
-impl Call<'_> {
+impl<'a> Call<'a> {
     /// The overrides of the handle named by `environment_id`, else of the connection, read
     /// from the session store.
     pub async fn stored(&self, environment_id: Option<&str>) -> Result<Stored, ToolError> {
@@ -362,7 +380,7 @@ impl Call<'_> {
         &self,
         profile: Option<&str>,
         environment_id: Option<&str>,
-    ) -> Result<Context, ToolError> {
+    ) -> Result<Context<'a>, ToolError> {
         let state = self.state;
         let stored = self.stored(environment_id).await?;
         let resolved = state
@@ -370,14 +388,11 @@ impl Call<'_> {
             .resolve(profile, stored.credentials.as_ref(), &state.profiles)
             .await?;
         let _ = self.source.set(resolved.source.label());
-        let region = match stored
-            .region
-            .clone()
-            .or_else(|| state.config.aws.effective_region().map(str::to_owned))
-        {
-            Some(region) => Some(region),
-            None => match resolved.source.profile() {
-                Some(name) => state.profiles.region(name).await,
+        let region = match (&stored.region, state.config.aws.effective_region()) {
+            (Some(region), _) => Some(Cow::Owned(region.clone())),
+            (None, Some(region)) => Some(Cow::Borrowed(region)),
+            (None, None) => match resolved.source.profile() {
+                Some(name) => state.profiles.region(name).await.map(Cow::Owned),
                 None => None,
             },
         };
@@ -570,6 +585,27 @@ mod tests {
             let read_only = tool.name != "aws_set_environment";
             assert_eq!(annotations.read_only_hint, Some(read_only), "{}", tool.name);
         }
+    }
+
+    /// Work done on its first poll is answered, whatever the deadline; work still waiting is
+    /// answered if it finishes in time and given up at the deadline, which counts from the
+    /// instant passed, not from the first poll.
+    #[tokio::test]
+    async fn work_is_given_up_at_its_deadline() {
+        use std::time::Duration;
+        let far = Instant::now() + Duration::from_secs(600);
+        let passed = Instant::now();
+        assert_eq!(by(passed, pin!(async { 1 })).await, Some(1));
+        let waits_once = async {
+            tokio::task::yield_now().await;
+            2
+        };
+        assert_eq!(by(far, pin!(waits_once)).await, Some(2));
+        let never = std::future::pending::<u8>;
+        assert_eq!(by(passed, pin!(never())).await, None);
+        let soon = Instant::now() + Duration::from_millis(20);
+        assert_eq!(by(soon, pin!(never())).await, None);
+        assert!(Instant::now() >= soon, "given up before its deadline");
     }
 
     #[test]
