@@ -37,31 +37,64 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A credential value as shown: the part its mask keeps, written with `...` after it, or
+/// nothing of it (`***`). The kept part is borrowed from the value, or owned where a shown
+/// answer is kept; either way it is what the answer shows, never more.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Masked<S> {
+    Prefix(S),
+    Hidden,
+}
+
+impl<'a> Masked<&'a str> {
+    /// An access key id as shown: its first 10 characters and `...`.
+    pub fn access_key_id(access_key_id: &'a str) -> Self {
+        Masked::Prefix(prefix(access_key_id, 10))
+    }
+
+    /// A session token as shown when the caller asked for it: its first 20 characters and
+    /// `...`.
+    pub fn session_token(session_token: &'a str) -> Self {
+        Masked::Prefix(prefix(session_token, 20))
+    }
+}
+
+impl<S> Masked<S> {
+    /// The same mask with its kept part held as `to` makes it.
+    pub fn map<'a, T>(&'a self, to: impl FnOnce(&'a S) -> T) -> Masked<T> {
+        match self {
+            Masked::Prefix(shown) => Masked::Prefix(to(shown)),
+            Masked::Hidden => Masked::Hidden,
+        }
+    }
+}
+
+impl<S: AsRef<str>> fmt::Display for Masked<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Masked::Prefix(shown) => {
+                f.write_str(shown.as_ref())?;
+                f.write_str("...")
+            }
+            Masked::Hidden => f.write_str(MASKED_SECRET),
+        }
+    }
+}
+
+impl<S: AsRef<str>> serde::Serialize for Masked<S> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// An access key id as shown: its first 10 characters and `...`.
 pub fn mask_access_key_id(access_key_id: &str) -> String {
-    with_ellipsis(access_key_id_shown(access_key_id))
+    Masked::access_key_id(access_key_id).to_string()
 }
 
 /// A session token as shown when the caller asked for it: its first 20 characters and `...`.
 pub fn mask_session_token(session_token: &str) -> String {
-    with_ellipsis(session_token_shown(session_token))
-}
-
-/// The part of an access key id that its mask shows, before the `...`.
-pub fn access_key_id_shown(access_key_id: &str) -> &str {
-    prefix(access_key_id, 10)
-}
-
-/// The part of a session token that its mask shows, before the `...`.
-pub fn session_token_shown(session_token: &str) -> &str {
-    prefix(session_token, 20)
-}
-
-fn with_ellipsis(shown: &str) -> String {
-    let mut out = String::with_capacity(shown.len() + 3);
-    out.push_str(shown);
-    out.push_str("...");
-    out
+    Masked::session_token(session_token).to_string()
 }
 
 /// The first `keep` characters of `value`, or all of it.
@@ -119,8 +152,11 @@ mod tests {
         assert_eq!(mask_access_key_id("AKIAé1234567"), "AKIAé12345...");
         assert_eq!(mask_access_key_id("AKIA123456"), "AKIA123456...");
         assert_eq!(mask_session_token(""), "...");
-        assert_eq!(access_key_id_shown("AKIAé1234567"), "AKIAé12345");
-        assert_eq!(session_token_shown("short"), "short");
+        assert_eq!(Masked::<&str>::Hidden.to_string(), "***");
+        assert_eq!(
+            serde_json::to_string(&Masked::access_key_id("AKIAé1234567")).unwrap(),
+            "\"AKIAé12345...\""
+        );
     }
 
     #[test]

@@ -1,8 +1,6 @@
 //! aws/get-account-info: account, ARN and user id of the credentials, from STS
 //! GetCallerIdentity, cached per credential fingerprint.
 
-use std::borrow::Cow;
-
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -52,7 +50,7 @@ struct Answer<'a> {
     user_id: &'a str,
     region: Option<&'a str>,
     profile: Option<&'a str>,
-    credentials_source: Cow<'static, str>,
+    credentials_source: &'a str,
     cached: bool,
     caller: Option<&'a Caller>,
 }
@@ -83,7 +81,7 @@ async fn answer(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolR
         user_id: &identity.user_id,
         region: context.region.as_deref(),
         profile: context.resolved.source.profile(),
-        credentials_source: context.resolved.source.label(),
+        credentials_source: call.credentials_source(),
         cached,
         caller: caller.is_known().then_some(caller),
     }))
@@ -113,7 +111,7 @@ mod tests {
                 user_id: "AIDAEXAMPLE",
                 region,
                 profile,
-                credentials_source: "environment_variables".into(),
+                credentials_source: "environment_variables",
                 cached,
                 caller,
             };

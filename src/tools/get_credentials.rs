@@ -11,7 +11,7 @@ use super::{
     ANSWER_BYTES, Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
     environment_id_property, nullable_string, profile_property, timestamp,
 };
-use crate::aws::secret::{MASKED_SECRET, access_key_id_shown, session_token_shown};
+use crate::aws::secret::{MASKED_SECRET, Masked};
 use crate::json::{self, Json};
 use crate::session::Caller;
 
@@ -134,25 +134,8 @@ struct Variables<S> {
     session_token: Option<Masked<S>>,
 }
 
-/// A credential value as shown: the part its mask keeps, written with `...` after it, or
-/// nothing of it (`***`).
-#[derive(PartialEq)]
-enum Masked<S> {
-    Prefix(S),
-    Hidden,
-}
-
-impl<S: AsRef<str>> Serialize for Masked<S> {
-    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
-        match self {
-            Masked::Prefix(shown) => serializer.collect_str(&format_args!("{}...", shown.as_ref())),
-            Masked::Hidden => serializer.serialize_str(MASKED_SECRET),
-        }
-    }
-}
-
 /// When the credentials expire, compared to the instant and written to the second.
-#[derive(PartialEq)]
+#[derive(Clone, Copy, PartialEq)]
 struct Expiry(SystemTime);
 
 impl Serialize for Expiry {
@@ -167,15 +150,12 @@ impl Serialize for Expiry {
 impl<S> Shown<S> {
     /// The same fields with their text held as `to` makes it from each piece.
     fn map<'a, T>(&'a self, to: impl Fn(&'a S) -> T + Copy) -> Shown<T> {
-        let masked = |value: &'a Masked<S>| match value {
-            Masked::Prefix(shown) => Masked::Prefix(to(shown)),
-            Masked::Hidden => Masked::Hidden,
-        };
+        let masked = |value: &'a Masked<S>| value.map(to);
         let (credentials, variables) = (&self.credentials, &self.environment_variables);
         Shown {
             credentials: ShownCredentials {
                 access_key_id: masked(&credentials.access_key_id),
-                expiration: credentials.expiration.as_ref().map(|at| Expiry(at.0)),
+                expiration: credentials.expiration,
                 has_session_token: credentials.has_session_token,
                 profile: credentials.profile.as_ref().map(to),
                 region: credentials.region.as_ref().map(to),
@@ -217,11 +197,10 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
     let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
     let context = call.context(profile, args.environment_id()?).await?;
     let credentials = &context.resolved.credentials;
-    let source = context.resolved.source.label();
 
     let shown = Shown {
         credentials: ShownCredentials {
-            access_key_id: Masked::Prefix(access_key_id_shown(credentials.access_key_id())),
+            access_key_id: Masked::access_key_id(credentials.access_key_id()),
             secret_access_key: MASKED_SECRET,
             region: context.region.as_deref(),
             profile: context.resolved.source.profile(),
@@ -229,13 +208,13 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
             session_token: credentials
                 .session_token()
                 .filter(|_| include_session_token)
-                .map(|token| Masked::Prefix(session_token_shown(token))),
+                .map(Masked::session_token),
             expiration: credentials.expiry().map(Expiry),
         },
         environment_variables: environment_variables(call, &context, include_session_token),
         metadata: Metadata {
             boto3_available: true,
-            credentials_source: &*source,
+            credentials_source: call.credentials_source(),
         },
     };
     let caller = call.caller();
@@ -302,23 +281,19 @@ fn environment_variables<'a>(
     let overrides = &context.stored;
     let token_shown = |token: &'a str| {
         if include_session_token {
-            Masked::Prefix(session_token_shown(token))
+            Masked::session_token(token)
         } else {
             Masked::Hidden
         }
     };
     let (access_key_id, secret_access_key, session_token) = match &overrides.credentials {
         Some(credentials) => (
-            Some(Masked::Prefix(access_key_id_shown(
-                credentials.access_key_id(),
-            ))),
+            Some(Masked::access_key_id(credentials.access_key_id())),
             Some(MASKED_SECRET),
             credentials.session_token().map(token_shown),
         ),
         None => (
-            env.access_key_id
-                .as_deref()
-                .map(|id| Masked::Prefix(access_key_id_shown(id))),
+            env.access_key_id.as_deref().map(Masked::access_key_id),
             env.secret_access_key.as_ref().map(|_| MASKED_SECRET),
             env.session_token.as_ref().map(|t| token_shown(t.expose())),
         ),
@@ -346,16 +321,16 @@ mod tests {
         let expires = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_000_000);
         Shown {
             credentials: ShownCredentials {
-                access_key_id: Masked::Prefix(access_key_id_shown(key).to_owned()),
+                access_key_id: Masked::access_key_id(key).map(|id| (*id).to_owned()),
                 expiration: token.map(|_| Expiry(expires)),
                 has_session_token: token.is_some(),
                 profile: Some("dev \"q\"".to_owned()),
                 region: region.map(str::to_owned),
                 secret_access_key: MASKED_SECRET,
-                session_token: token.map(|t| Masked::Prefix(session_token_shown(t).to_owned())),
+                session_token: token.map(|t| Masked::session_token(t).map(|t| (*t).to_owned())),
             },
             environment_variables: Variables {
-                access_key_id: Some(Masked::Prefix(access_key_id_shown(key).to_owned())),
+                access_key_id: Some(Masked::access_key_id(key).map(|id| (*id).to_owned())),
                 default_region: None,
                 profile: None,
                 region: region.map(str::to_owned),

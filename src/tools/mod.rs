@@ -373,6 +373,12 @@ impl<'a> Call<'a> {
         self.caller.get().unwrap_or(&self.origin.caller)
     }
 
+    /// The `credentials_source` label of the credentials [`Call::context`] resolved, as the
+    /// audit record carries it; empty before they are resolved.
+    pub fn credentials_source(&self) -> &str {
+        self.source.get().map_or("", |label| label)
+    }
+
     /// Resolves credentials (explicit profile, stored overrides, environment, default chain)
     /// and the region: stored override, then `AWS_REGION`/`AWS_DEFAULT_REGION`, then the
     /// profile's `region`, as the AWS CLI orders them.
