@@ -56,7 +56,7 @@ pub enum Output {
     /// stdout through a writer thread that writes the records of a few milliseconds at once
     /// (`serve`, where many connections log at the same time): one write instead of one per
     /// record, each of which would wake the reader of the log (see `batch`). Nothing is
-    /// dropped: when 4 MB of records wait, the next one waits for room.
+    /// dropped: when 4 MB of a thread's records wait, its next one waits for room.
     #[cfg(feature = "serve")]
     StdoutBatched,
 }

@@ -1,46 +1,86 @@
-//! `serve`'s log writer: records gather in one buffer, and a writer thread writes what has
-//! gathered in one `write`, a few milliseconds after the first of them arrived.
+//! `serve`'s log writer: each thread gathers its records in a buffer of its own, and a writer
+//! thread writes what has gathered in all of them in one `write`, a few milliseconds after the
+//! first of them arrived.
 //!
 //! tracing-appender's non-blocking writer, used here before, hands each record to its thread
 //! through a channel, and that thread wakes for every record it finds waiting alone: at tens of
 //! thousands of messages a second it was a fifth of `serve`'s CPU, most of it spent parking,
-//! waking and yielding, and it took the cores from the connections. Here a record is a lock and
-//! a copy; the thread is woken once per batch, by the record that finds the buffer empty.
+//! waking and yielding, and it took the cores from the connections. Here a record is a copy into
+//! the thread's own buffer, under a lock no other record takes (the writer takes it once per
+//! batch); the writer is woken once per batch, by the record that finds nothing pending.
 //!
-//! Nothing is dropped: when [`MAX_WAITING_BYTES`] are waiting (stdout is not being read), a
-//! record waits for room. Dropping the [`Guard`] writes out what is waiting and stops the thread.
+//! Order: each record takes a ticket from one counter before it is copied, and the writer puts
+//! the buffers' records in ticket order. A connection's messages may be served by different
+//! threads one after the other; its records still leave in the order they were made, because a
+//! record made after another one was copied has a later ticket.
+//!
+//! Nothing is dropped: when [`MAX_WAITING_BYTES`] wait in a thread's buffer (stdout is not being
+//! read), that thread's next record waits for room. Dropping the [`Guard`] writes out what is
+//! waiting and stops the thread.
 
 use std::io::Write;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::thread::{JoinHandle, Thread};
 use std::time::Duration;
+
+use thread_local::ThreadLocal;
 
 /// How long the writer lets records gather after the first one arrives: short enough that a
 /// record is seen at once by someone reading the log, long enough to write many in one go.
 const GATHER: Duration = Duration::from_millis(5);
 
-/// The most that waits to be written before a record waits for room.
+/// The most that waits in one thread's buffer before its next record waits for room.
 pub const MAX_WAITING_BYTES: usize = 4 << 20;
 
-#[derive(Default)]
 struct Shared {
-    waiting: Mutex<Waiting>,
-    /// The writer's: a record arrived in an empty buffer, or the guard is dropped.
-    arrived: Condvar,
-    /// The records': the writer took what was waiting.
+    /// One buffer per thread that logs.
+    parts: ThreadLocal<Part>,
+    /// The next record's ticket.
+    tickets: AtomicU64,
+    /// A record was copied since the writer last set this to false: the writer has a batch to
+    /// write, and has been woken for it.
+    pending: AtomicBool,
+    stopping: AtomicBool,
+    /// The writer thread, woken by the record that sets `pending`.
+    writer: OnceLock<Thread>,
+}
+
+/// One thread's records, on cache lines of its own: the parts are allocated side by side, and
+/// a part written by one core would otherwise slow down its neighbour's.
+#[repr(align(128))]
+#[derive(Default)]
+struct Part {
+    waiting: Mutex<Records>,
+    /// The thread's: the writer took what was waiting.
     room: Condvar,
 }
 
-#[derive(Default)]
-struct Waiting {
-    records: Vec<u8>,
-    stopping: bool,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Waiting> {
+impl Part {
+    fn lock(&self) -> MutexGuard<'_, Records> {
         // A panic while the lock was held leaves whole records behind: appending goes on.
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Records one after the other, with where each ends and its ticket.
+#[derive(Default)]
+struct Records {
+    bytes: Vec<u8>,
+    ends: Vec<(u64, usize)>,
+}
+
+impl Records {
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.ends.clear();
+    }
+
+    /// The record at `index`.
+    fn record(&self, index: usize) -> &[u8] {
+        let end = |index: usize| self.ends.get(index).map_or(0, |&(_, end)| end);
+        let start = index.checked_sub(1).map_or(0, end);
+        self.bytes.get(start..end(index)).unwrap_or_default()
     }
 }
 
@@ -54,18 +94,28 @@ pub struct Batched {
 impl Write for &Batched {
     fn write(&mut self, record: &[u8]) -> std::io::Result<usize> {
         let shared = &*self.shared;
-        let mut waiting = shared.lock();
-        while waiting.records.len() >= MAX_WAITING_BYTES && !waiting.stopping {
-            waiting = shared
+        let part = shared.parts.get_or_default();
+        let mut waiting = part.lock();
+        while waiting.bytes.len() >= MAX_WAITING_BYTES && !shared.stopping.load(Ordering::SeqCst) {
+            waiting = part
                 .room
                 .wait(waiting)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        let first = waiting.records.is_empty();
-        waiting.records.extend_from_slice(record);
+        // Taken once there is room, so that tickets rise with the records in each buffer. Any
+        // order of the counter's changes is one that agrees with what happened before what.
+        let ticket = shared.tickets.fetch_add(1, Ordering::Relaxed);
+        waiting.bytes.extend_from_slice(record);
+        let end = waiting.bytes.len();
+        waiting.ends.push((ticket, end));
         drop(waiting);
-        if first {
-            shared.arrived.notify_one();
+        // Read after the copy: a writer that cleared the flag before taking this buffer has
+        // either taken the record already, or left the flag for this record to set again.
+        if !shared.pending.load(Ordering::SeqCst)
+            && !shared.pending.swap(true, Ordering::SeqCst)
+            && let Some(writer) = shared.writer.get()
+        {
+            writer.unpark();
         }
         Ok(record.len())
     }
@@ -93,10 +143,15 @@ pub struct Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.shared.lock().stopping = true;
-        self.shared.arrived.notify_one();
-        self.shared.room.notify_all();
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for part in self.shared.parts.iter() {
+            // Under the lock: a record that found its buffer full either saw `stopping`, or is
+            // already waiting for the notification.
+            drop(part.lock());
+            part.room.notify_all();
+        }
         if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
             let _ = thread.join();
         }
     }
@@ -105,7 +160,13 @@ impl Drop for Guard {
 /// A writer whose records `out` receives from a thread named `name`. `None` when the thread
 /// cannot be started.
 pub fn writer<W: Write + Send + 'static>(out: W, name: &str) -> Option<(Batched, Guard)> {
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        parts: ThreadLocal::new(),
+        tickets: AtomicU64::new(0),
+        pending: AtomicBool::new(false),
+        stopping: AtomicBool::new(false),
+        writer: OnceLock::new(),
+    });
     let thread = {
         let shared = shared.clone();
         std::thread::Builder::new()
@@ -113,6 +174,7 @@ pub fn writer<W: Write + Send + 'static>(out: W, name: &str) -> Option<(Batched,
             .spawn(move || write_out(&shared, out))
             .ok()?
     };
+    let _ = shared.writer.set(thread.thread().clone());
     Some((
         Batched {
             shared: shared.clone(),
@@ -125,34 +187,67 @@ pub fn writer<W: Write + Send + 'static>(out: W, name: &str) -> Option<(Batched,
 }
 
 fn write_out(shared: &Shared, mut out: impl Write) {
-    let mut taken = Vec::new();
+    // Emptied buffers, swapped in for full ones; the buffers taken; their records in order.
+    let (mut spare, mut taken, mut merged) = (Vec::<Records>::new(), Vec::new(), Vec::new());
     loop {
-        let mut waiting = shared.lock();
-        while waiting.records.is_empty() && !waiting.stopping {
-            waiting = shared
-                .arrived
-                .wait(waiting)
-                .unwrap_or_else(PoisonError::into_inner);
+        while !shared.pending.load(Ordering::SeqCst) && !shared.stopping.load(Ordering::SeqCst) {
+            std::thread::park();
         }
-        if !waiting.stopping {
+        let stopping = shared.stopping.load(Ordering::SeqCst);
+        if !stopping {
             // Let the records of the next few milliseconds join this one.
-            drop(waiting);
             std::thread::sleep(GATHER);
-            waiting = shared.lock();
         }
-        std::mem::swap(&mut waiting.records, &mut taken);
-        let stopping = waiting.stopping;
-        drop(waiting);
-        shared.room.notify_all();
-        if !taken.is_empty() {
-            // A log that cannot be written (stdout closed) is not worth stopping the service
-            // for; the records are dropped, as they would be by a closed pipe.
-            let _ = out.write_all(&taken).and_then(|()| out.flush());
-            taken.clear();
+        // Cleared before the buffers are taken: a record copied after its buffer was taken
+        // sets it again.
+        shared.pending.store(false, Ordering::SeqCst);
+        for part in shared.parts.iter() {
+            let mut waiting = part.lock();
+            if waiting.ends.is_empty() {
+                continue;
+            }
+            let mut records = spare.pop().unwrap_or_default();
+            std::mem::swap(&mut *waiting, &mut records);
+            drop(waiting);
+            if records.bytes.len() >= MAX_WAITING_BYTES {
+                part.room.notify_all();
+            }
+            taken.push(records);
         }
-        if stopping && shared.lock().records.is_empty() {
+        if taken.is_empty() && stopping {
             return;
         }
+        let bytes = match taken.as_slice() {
+            [one] => &one.bytes,
+            _ => {
+                in_ticket_order(&taken, &mut merged);
+                &merged
+            }
+        };
+        if !bytes.is_empty() {
+            // A log that cannot be written (stdout closed) is not worth stopping the service
+            // for; the records are dropped, as they would be by a closed pipe.
+            let _ = out.write_all(bytes).and_then(|()| out.flush());
+        }
+        merged.clear();
+        for mut records in taken.drain(..) {
+            records.clear();
+            spare.push(records);
+        }
+    }
+}
+
+/// The records of `taken` (each buffer in ticket order already) into `merged`, in ticket order.
+fn in_ticket_order(taken: &[Records], merged: &mut Vec<u8>) {
+    merged.reserve(taken.iter().map(|records| records.bytes.len()).sum());
+    let mut next = vec![0; taken.len()];
+    loop {
+        let earliest = (0..taken.len())
+            .filter_map(|at| Some((taken[at].ends.get(next[at])?.0, at)))
+            .min();
+        let Some((_, at)) = earliest else { return };
+        merged.extend_from_slice(taken[at].record(next[at]));
+        next[at] += 1;
     }
 }
 
@@ -208,6 +303,47 @@ mod tests {
         }
         assert_eq!(next, [5_000; 4]);
         assert!(writes < 20_000, "{writes} writes for 20,000 records");
+    }
+
+    /// One connection's messages served by threads in turn, as a runtime's workers take up a
+    /// task: its records leave in the order they were made, though each thread's buffer holds
+    /// only every other one and the writer takes both buffers at once.
+    #[test]
+    fn records_made_one_after_another_on_different_threads_leave_in_that_order() {
+        let received = Received::default();
+        let (writer, guard) = writer(received.clone(), "test-log-writer").unwrap();
+        let (to_odd, odd_turn) = std::sync::mpsc::channel::<usize>();
+        let (to_even, even_turn) = std::sync::mpsc::channel::<usize>();
+        let total = 20_000;
+        let threads: Vec<_> = [(even_turn, to_odd), (odd_turn, to_even.clone())]
+            .into_iter()
+            .map(|(turn, hand_over)| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    while let Ok(n) = turn.recv() {
+                        (&writer).write_all(format!("{n}\n").as_bytes()).unwrap();
+                        if n + 1 == total || hand_over.send(n + 1).is_err() {
+                            return;
+                        }
+                    }
+                })
+            })
+            .collect();
+        to_even.send(0).unwrap();
+        drop(to_even);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+        drop(guard);
+        let bytes = received.0.lock().unwrap().0.clone();
+        let numbers: Vec<usize> = String::from_utf8(bytes)
+            .unwrap()
+            .lines()
+            .map(|line| line.parse().unwrap())
+            .collect();
+        let misplaced = numbers.iter().enumerate().find(|&(at, &n)| at != n);
+        assert_eq!(misplaced, None, "(position, record) first out of order");
+        assert_eq!(numbers.len(), total);
     }
 
     #[test]
@@ -298,6 +434,10 @@ mod tests {
     }
 
     fn shared_full(writer: &Batched) -> bool {
-        writer.shared.lock().records.len() >= MAX_WAITING_BYTES
+        writer
+            .shared
+            .parts
+            .iter()
+            .any(|part| part.lock().bytes.len() >= MAX_WAITING_BYTES)
     }
 }
