@@ -114,7 +114,17 @@ fn main() {
         .block_on(AppState::new(config(&moto.url)))
         .expect("state");
     let messages = messages();
-    let origin = mcp_aws_tools::session::Origin::connection("bench");
+    // Connected as `serve` and API Gateway connect one ($connect stores its caller), so that a
+    // tool call reads the connection's state as it does there.
+    let mut origin = mcp_aws_tools::session::Origin::connection("bench");
+    origin.caller.source_ip = Some("127.0.0.1".to_owned());
+    runtime
+        .block_on(
+            state
+                .sessions
+                .connect("bench", &origin.caller, 1_795_000_000_000),
+        )
+        .expect("connected");
     for (name, body) in &messages {
         let reply = runtime
             .block_on(protocol::handle(&state, &origin, body))
