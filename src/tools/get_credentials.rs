@@ -258,7 +258,10 @@ fn write_answer(
         }
         let mut text = json::Writer::with_capacity(ANSWER_BYTES);
         text.raw(r#"{"caller":"#);
-        text.value(caller);
+        match caller {
+            Some(caller) => caller.write_json(&mut text),
+            None => text.raw("null"),
+        }
         text.raw(",");
         if let Some((_, inner, escaped)) = &*last {
             text.raw_escaped(inner, escaped);
