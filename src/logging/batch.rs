@@ -9,10 +9,13 @@
 //! the thread's own buffer, under a lock no other record takes (the writer takes it once per
 //! batch); the writer is woken once per batch, by the record that finds nothing pending.
 //!
-//! Order: each record takes a ticket from one counter before it is copied, and the writer puts
-//! the buffers' records in ticket order. A connection's messages may be served by different
-//! threads one after the other; its records still leave in the order they were made, because a
-//! record made after another one was copied has a later ticket.
+//! Order: each record takes a ticket from one counter as it is copied, and the writer puts the
+//! buffers' records in ticket order. A connection's messages may be served by different threads
+//! one after the other; its records still leave in the order they were made, because a record
+//! made after another one was copied has a later ticket. The writer takes the buffers one after
+//! the other, so a batch may hold a record whose predecessor, on another thread, arrived just
+//! after that thread's buffer was taken: a batch writes only the tickets below the counter as it
+//! stood before the buffers were taken (all of which it has), and holds the rest for the next.
 //!
 //! Nothing is dropped: when [`MAX_WAITING_BYTES`] wait in a thread's buffer (stdout is not being
 //! read), that thread's next record waits for room. Dropping the [`Guard`] writes out what is
@@ -76,6 +79,11 @@ impl Records {
         self.ends.clear();
     }
 
+    fn push(&mut self, ticket: u64, record: &[u8]) {
+        self.bytes.extend_from_slice(record);
+        self.ends.push((ticket, self.bytes.len()));
+    }
+
     /// The record at `index`.
     fn record(&self, index: usize) -> &[u8] {
         let end = |index: usize| self.ends.get(index).map_or(0, |&(_, end)| end);
@@ -102,12 +110,11 @@ impl Write for &Batched {
                 .wait(waiting)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        // Taken once there is room, so that tickets rise with the records in each buffer. Any
+        // Taken once there is room, so that tickets rise with the records in each buffer, and
+        // under the buffer's lock, until the record is in it (which the writer relies on). Any
         // order of the counter's changes is one that agrees with what happened before what.
         let ticket = shared.tickets.fetch_add(1, Ordering::Relaxed);
-        waiting.bytes.extend_from_slice(record);
-        let end = waiting.bytes.len();
-        waiting.ends.push((ticket, end));
+        waiting.push(ticket, record);
         drop(waiting);
         // Read after the copy: a writer that cleared the flag before taking this buffer has
         // either taken the record already, or left the flag for this record to set again.
@@ -187,10 +194,15 @@ pub fn writer<W: Write + Send + 'static>(out: W, name: &str) -> Option<(Batched,
 }
 
 fn write_out(shared: &Shared, mut out: impl Write) {
-    // Emptied buffers, swapped in for full ones; the buffers taken; their records in order.
+    // Emptied buffers, swapped in for full ones; the buffers taken; the records written; those
+    // taken but held back for the next batch, in ticket order.
     let (mut spare, mut taken, mut merged) = (Vec::<Records>::new(), Vec::new(), Vec::new());
+    let mut held = Records::default();
     loop {
-        while !shared.pending.load(Ordering::SeqCst) && !shared.stopping.load(Ordering::SeqCst) {
+        while held.ends.is_empty()
+            && !shared.pending.load(Ordering::SeqCst)
+            && !shared.stopping.load(Ordering::SeqCst)
+        {
             std::thread::park();
         }
         let stopping = shared.stopping.load(Ordering::SeqCst);
@@ -201,6 +213,16 @@ fn write_out(shared: &Shared, mut out: impl Write) {
         // Cleared before the buffers are taken: a record copied after its buffer was taken
         // sets it again.
         shared.pending.store(false, Ordering::SeqCst);
+        // Every ticket below this one was taken under the lock of the buffer its record went
+        // to, and the record copied before that lock was let go: taking the buffers below
+        // finds them all. A record with a later ticket may be found in one buffer while an
+        // earlier record, in a buffer taken before it arrived, is not: it waits for the next
+        // batch. When stopping, everything taken is written.
+        let below = if stopping {
+            u64::MAX
+        } else {
+            shared.tickets.load(Ordering::SeqCst)
+        };
         for part in shared.parts.iter() {
             let mut waiting = part.lock();
             if waiting.ends.is_empty() {
@@ -214,20 +236,15 @@ fn write_out(shared: &Shared, mut out: impl Write) {
             }
             taken.push(records);
         }
-        if taken.is_empty() && stopping {
+        if taken.is_empty() && held.ends.is_empty() && stopping {
             return;
         }
-        let bytes = match taken.as_slice() {
-            [one] => &one.bytes,
-            _ => {
-                in_ticket_order(&taken, &mut merged);
-                &merged
-            }
-        };
-        if !bytes.is_empty() {
+        taken.push(std::mem::take(&mut held));
+        in_ticket_order(&taken, below, &mut merged, &mut held);
+        if !merged.is_empty() {
             // A log that cannot be written (stdout closed) is not worth stopping the service
             // for; the records are dropped, as they would be by a closed pipe.
-            let _ = out.write_all(bytes).and_then(|()| out.flush());
+            let _ = out.write_all(&merged).and_then(|()| out.flush());
         }
         merged.clear();
         for mut records in taken.drain(..) {
@@ -237,16 +254,22 @@ fn write_out(shared: &Shared, mut out: impl Write) {
     }
 }
 
-/// The records of `taken` (each buffer in ticket order already) into `merged`, in ticket order.
-fn in_ticket_order(taken: &[Records], merged: &mut Vec<u8>) {
+/// The records of `taken` (each in ticket order already), in ticket order: those with a ticket
+/// below `below` into `merged`, the others into `held`.
+fn in_ticket_order(taken: &[Records], below: u64, merged: &mut Vec<u8>, held: &mut Records) {
     merged.reserve(taken.iter().map(|records| records.bytes.len()).sum());
     let mut next = vec![0; taken.len()];
     loop {
         let earliest = (0..taken.len())
             .filter_map(|at| Some((taken[at].ends.get(next[at])?.0, at)))
             .min();
-        let Some((_, at)) = earliest else { return };
-        merged.extend_from_slice(taken[at].record(next[at]));
+        let Some((ticket, at)) = earliest else { return };
+        let record = taken[at].record(next[at]);
+        if ticket < below {
+            merged.extend_from_slice(record);
+        } else {
+            held.push(ticket, record);
+        }
         next[at] += 1;
     }
 }
@@ -344,6 +367,35 @@ mod tests {
         let misplaced = numbers.iter().enumerate().find(|&(at, &n)| at != n);
         assert_eq!(misplaced, None, "(position, record) first out of order");
         assert_eq!(numbers.len(), total);
+    }
+
+    /// The writer took one buffer before record 4 was copied to it, and the other after record
+    /// 5 was: 5 waits for the batch that has 4, and leaves after it.
+    #[test]
+    fn a_record_whose_ticket_was_not_below_the_batch_waits_for_the_next() {
+        let records = |items: &[(u64, &str)]| {
+            let mut records = Records::default();
+            for (ticket, text) in items {
+                records.push(*ticket, text.as_bytes());
+            }
+            records
+        };
+        let (mut merged, mut held) = (Vec::new(), Records::default());
+        let taken = [
+            records(&[(1, "a"), (3, "c")]),
+            records(&[(2, "b"), (5, "e")]),
+        ];
+        in_ticket_order(&taken, 4, &mut merged, &mut held);
+        assert_eq!(merged, b"abc");
+        assert_eq!(
+            (held.bytes.as_slice(), held.ends.as_slice()),
+            (&b"e"[..], &[(5, 1)][..])
+        );
+        merged.clear();
+        let taken = [records(&[(4, "d"), (6, "f")]), std::mem::take(&mut held)];
+        in_ticket_order(&taken, 7, &mut merged, &mut held);
+        assert_eq!(merged, b"def");
+        assert!(held.ends.is_empty());
     }
 
     #[test]
