@@ -36,6 +36,10 @@ const GATHER: Duration = Duration::from_millis(5);
 /// The most that waits in one thread's buffer before its next record waits for room.
 pub const MAX_WAITING_BYTES: usize = 4 << 20;
 
+/// The most room a buffer keeps once written out: a burst's buffers are given back, not kept by
+/// every thread that logged in it.
+const KEPT_BYTES: usize = 64 << 10;
+
 struct Shared {
     /// One buffer per thread that logs.
     parts: ThreadLocal<Part>,
@@ -74,9 +78,12 @@ struct Records {
 }
 
 impl Records {
+    /// Empties the buffer, keeping at most [`KEPT_BYTES`] of room.
     fn clear(&mut self) {
         self.bytes.clear();
+        self.bytes.shrink_to(KEPT_BYTES);
         self.ends.clear();
+        self.ends.shrink_to(KEPT_BYTES / 64);
     }
 
     fn push(&mut self, ticket: u64, record: &[u8]) {
@@ -197,7 +204,8 @@ fn write_out(shared: &Shared, mut out: impl Write) {
     // Emptied buffers, swapped in for full ones; the buffers taken; the records written; those
     // taken but held back for the next batch, in ticket order.
     let (mut spare, mut taken, mut merged) = (Vec::<Records>::new(), Vec::new(), Vec::new());
-    let mut held = Records::default();
+    // What the last batch held back, and an emptied buffer for what this one holds back.
+    let (mut held, mut holding) = (Records::default(), Records::default());
     loop {
         while held.ends.is_empty()
             && !shared.pending.load(Ordering::SeqCst)
@@ -239,14 +247,17 @@ fn write_out(shared: &Shared, mut out: impl Write) {
         if taken.is_empty() && held.ends.is_empty() && stopping {
             return;
         }
-        taken.push(std::mem::take(&mut held));
-        in_ticket_order(&taken, below, &mut merged, &mut held);
+        in_ticket_order(&taken, &held, below, &mut merged, &mut holding);
         if !merged.is_empty() {
             // A log that cannot be written (stdout closed) is not worth stopping the service
             // for; the records are dropped, as they would be by a closed pipe.
             let _ = out.write_all(&merged).and_then(|()| out.flush());
         }
         merged.clear();
+        merged.shrink_to(KEPT_BYTES);
+        std::mem::swap(&mut held, &mut holding);
+        holding.clear();
+        // As many go back as were taken out: one for each buffer taken.
         for mut records in taken.drain(..) {
             records.clear();
             spare.push(records);
@@ -254,17 +265,24 @@ fn write_out(shared: &Shared, mut out: impl Write) {
     }
 }
 
-/// The records of `taken` (each in ticket order already), in ticket order: those with a ticket
-/// below `below` into `merged`, the others into `held`.
-fn in_ticket_order(taken: &[Records], below: u64, merged: &mut Vec<u8>, held: &mut Records) {
-    merged.reserve(taken.iter().map(|records| records.bytes.len()).sum());
-    let mut next = vec![0; taken.len()];
+/// The records of `taken` and of `earlier` (each in ticket order already), in ticket order:
+/// those with a ticket below `below` into `merged`, the others into `held`.
+fn in_ticket_order(
+    taken: &[Records],
+    earlier: &Records,
+    below: u64,
+    merged: &mut Vec<u8>,
+    held: &mut Records,
+) {
+    let sources: Vec<&Records> = std::iter::once(earlier).chain(taken).collect();
+    merged.reserve(sources.iter().map(|records| records.bytes.len()).sum());
+    let mut next = vec![0; sources.len()];
     loop {
-        let earliest = (0..taken.len())
-            .filter_map(|at| Some((taken[at].ends.get(next[at])?.0, at)))
+        let earliest = (0..sources.len())
+            .filter_map(|at| Some((sources[at].ends.get(next[at])?.0, at)))
             .min();
         let Some((ticket, at)) = earliest else { return };
-        let record = taken[at].record(next[at]);
+        let record = sources[at].record(next[at]);
         if ticket < below {
             merged.extend_from_slice(record);
         } else {
@@ -385,17 +403,50 @@ mod tests {
             records(&[(1, "a"), (3, "c")]),
             records(&[(2, "b"), (5, "e")]),
         ];
-        in_ticket_order(&taken, 4, &mut merged, &mut held);
+        in_ticket_order(&taken, &Records::default(), 4, &mut merged, &mut held);
         assert_eq!(merged, b"abc");
         assert_eq!(
             (held.bytes.as_slice(), held.ends.as_slice()),
             (&b"e"[..], &[(5, 1)][..])
         );
         merged.clear();
-        let taken = [records(&[(4, "d"), (6, "f")]), std::mem::take(&mut held)];
-        in_ticket_order(&taken, 7, &mut merged, &mut held);
+        let earlier = std::mem::take(&mut held);
+        in_ticket_order(
+            &[records(&[(4, "d"), (6, "f")])],
+            &earlier,
+            7,
+            &mut merged,
+            &mut held,
+        );
         assert_eq!(merged, b"def");
         assert!(held.ends.is_empty());
+    }
+
+    /// After a burst, the room its buffers took is given back: the buffer a thread gets when
+    /// its next record is taken keeps at most KEPT_BYTES.
+    #[test]
+    fn a_burst_leaves_no_thread_holding_its_room() {
+        let received = Received::default();
+        let (writer, _guard) = writer(received.clone(), "test-log-writer").unwrap();
+        let wait_for = |bytes: usize| {
+            let began = std::time::Instant::now();
+            while received.0.lock().unwrap().0.len() < bytes {
+                assert!(began.elapsed() < Duration::from_secs(60), "never written");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        };
+        let record = vec![b'x'; 256 << 10];
+        for _ in 0..8 {
+            (&writer).write_all(&record).unwrap();
+        }
+        wait_for(8 * record.len());
+        // Taking this one hands the thread an emptied buffer, perhaps the burst's.
+        (&writer).write_all(b"after\n").unwrap();
+        wait_for(8 * record.len() + 6);
+        for part in writer.shared.parts.iter() {
+            let kept = part.lock().bytes.capacity();
+            assert!(kept <= KEPT_BYTES, "{kept} bytes kept");
+        }
     }
 
     #[test]
