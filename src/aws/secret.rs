@@ -92,11 +92,6 @@ pub fn mask_access_key_id(access_key_id: &str) -> String {
     Masked::access_key_id(access_key_id).to_string()
 }
 
-/// A session token as shown when the caller asked for it: its first 20 characters and `...`.
-pub fn mask_session_token(session_token: &str) -> String {
-    Masked::session_token(session_token).to_string()
-}
-
 /// The first `keep` characters of `value`, or all of it.
 fn prefix(value: &str, keep: usize) -> &str {
     let end = match value.as_bytes().get(..keep) {
@@ -140,7 +135,7 @@ mod tests {
     #[test]
     fn session_token_keeps_twenty_characters() {
         assert_eq!(
-            mask_session_token("FQoGZXIvYXdzEJr//////////wEaDOq1Bmore"),
+            Masked::session_token("FQoGZXIvYXdzEJr//////////wEaDOq1Bmore").to_string(),
             "FQoGZXIvYXdzEJr/////..."
         );
     }
@@ -151,7 +146,7 @@ mod tests {
         assert_eq!(mask_access_key_id("ééééééééééééé"), "éééééééééé...");
         assert_eq!(mask_access_key_id("AKIAé1234567"), "AKIAé12345...");
         assert_eq!(mask_access_key_id("AKIA123456"), "AKIA123456...");
-        assert_eq!(mask_session_token(""), "...");
+        assert_eq!(Masked::session_token("").to_string(), "...");
         assert_eq!(Masked::<&str>::Hidden.to_string(), "***");
         assert_eq!(
             serde_json::to_string(&Masked::access_key_id("AKIAé1234567")).unwrap(),

@@ -502,57 +502,53 @@ impl Sessions {
         {
             return Err(SessionError::UnknownEnvironment);
         }
-        let mut stored = match (&record.access_key_id, &record.secret) {
-            // Boxed, as only a connection or handle with stored credentials gets here:
-            // unsealing (KMS) would otherwise make every message's future larger.
-            (Some(_), Some(_)) => Box::pin(self.open(&scope, record)).await?,
-            // Every connection has a record from `$connect` (its caller): nothing to unseal.
-            _ => Stored {
-                credentials: None,
-                region: record.region,
-                caller: record.caller,
-            },
-        };
-        if caller.is_some() {
-            // Reported as the caller of this call, not the handle's maker.
-            stored.caller = caller;
-        }
-        Ok(stored)
-    }
-
-    async fn open(&self, scope: &Scope<'_>, record: Record) -> Result<Stored, SessionError> {
         let credentials = match (&record.access_key_id, &record.secret) {
+            // Boxed, as only a connection or handle with stored credentials gets here:
+            // unsealing (KMS) would otherwise make every message's future larger. Every
+            // connection has a record from `$connect` (its caller), most with nothing sealed.
             (Some(key_id), Some(secret)) => {
-                let key = scope.key();
-                let secret = self
-                    .sealer
-                    .open(&self.binding(&key, "secret_access_key"), secret)
-                    .await
-                    .map_err(|err| self.unavailable(&err))?;
-                let token = match &record.token {
-                    Some(token) => Some(
-                        self.sealer
-                            .open(&self.binding(&key, "session_token"), token)
-                            .await
-                            .map_err(|err| self.unavailable(&err))?,
-                    ),
-                    None => None,
-                };
-                Some(Credentials::new(
-                    key_id,
-                    secret,
-                    token,
-                    None,
-                    "set-environment",
-                ))
+                Some(Box::pin(self.unseal(&scope, key_id, secret, record.token.as_deref())).await?)
             }
             _ => None,
         };
         Ok(Stored {
             credentials,
             region: record.region,
-            caller: record.caller,
+            // A handle's reports the caller of this call, not the handle's maker.
+            caller: caller.or(record.caller),
         })
+    }
+
+    /// The stored credentials, their secret and token unsealed.
+    async fn unseal(
+        &self,
+        scope: &Scope<'_>,
+        key_id: &str,
+        secret: &[u8],
+        token: Option<&[u8]>,
+    ) -> Result<Credentials, SessionError> {
+        let key = scope.key();
+        let secret = self
+            .sealer
+            .open(&self.binding(&key, "secret_access_key"), secret)
+            .await
+            .map_err(|err| self.unavailable(&err))?;
+        let token = match token {
+            Some(token) => Some(
+                self.sealer
+                    .open(&self.binding(&key, "session_token"), token)
+                    .await
+                    .map_err(|err| self.unavailable(&err))?,
+            ),
+            None => None,
+        };
+        Ok(Credentials::new(
+            key_id,
+            secret,
+            token,
+            None,
+            "set-environment",
+        ))
     }
 
     fn binding<'a>(&'a self, scope_key: &'a str, field: &'a str) -> Binding<'a> {
@@ -740,7 +736,6 @@ mod tests {
         assert!(sessions.admit(&subject, false).await.is_ok());
     }
 
-    /// As tools report a caller: every key, in this order, `null` for what is not known.
     /// Whatever its fields hold: what serde writes for it.
     #[test]
     fn a_caller_is_written_as_serde_writes_it() {
@@ -769,6 +764,7 @@ mod tests {
         }
     }
 
+    /// As tools report a caller: every key, in this order, `null` for what is not known.
     #[test]
     fn a_caller_is_reported_with_every_key() {
         let caller = Caller {
