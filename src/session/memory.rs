@@ -42,7 +42,11 @@ impl MemoryStore {
         })
     }
 
-    fn sweep(&self) {
+    /// Called after a key was added (and its shard's lock let go): past [`SWEEP_ABOVE`]
+    /// items, the expired ones are swept. The count locks every shard in turn, so it is looked
+    /// at only when the map grew, not on every write: writes to a key that exists touch only
+    /// its own shard.
+    fn added(&self) {
         if self.items.len() > SWEEP_ABOVE {
             let now = now_s();
             self.items.retain(|_, record| record.expires_at > now);
@@ -50,23 +54,27 @@ impl MemoryStore {
     }
 
     pub fn put(&self, scope: &Scope<'_>, record: &Record, only_new: bool) -> bool {
-        self.sweep();
         let key = scope.key();
-        if only_new {
+        let added = if only_new {
             match self.items.entry(key) {
                 dashmap::Entry::Occupied(mut existing) => {
                     if existing.get().expires_at > now_s() {
                         return false;
                     }
                     existing.insert(record.clone());
+                    false
                 }
                 dashmap::Entry::Vacant(slot) => {
                     slot.insert(record.clone());
+                    true
                 }
             }
-            return true;
+        } else {
+            self.items.insert(key, record.clone()).is_none()
+        };
+        if added {
+            self.added();
         }
-        self.items.insert(key, record.clone());
         true
     }
 
@@ -77,8 +85,8 @@ impl MemoryStore {
         expires_at: u64,
         binding: Option<&str>,
     ) -> bool {
-        self.sweep();
         let now = now_s();
+        let mut added = false;
         let mut record = match binding {
             // A handle: it must exist, unexpired, and be the caller's.
             Some(binding) => match self.items.get_mut(&scope.key()) {
@@ -89,9 +97,12 @@ impl MemoryStore {
                 }
                 _ => return false,
             },
-            None => self.items.entry(scope.key()).or_insert_with(|| Record {
-                expires_at,
-                ..Record::default()
+            None => self.items.entry(scope.key()).or_insert_with(|| {
+                added = true;
+                Record {
+                    expires_at,
+                    ..Record::default()
+                }
             }),
         };
         if let Some(region) = &change.region {
@@ -104,6 +115,10 @@ impl MemoryStore {
         }
         if binding.is_some() {
             record.expires_at = expires_at;
+        }
+        drop(record);
+        if added {
+            self.added();
         }
         true
     }
@@ -119,17 +134,102 @@ impl MemoryStore {
         now_us: u64,
         expires_at: u64,
     ) -> Taken {
-        self.sweep();
-        let mut record = self.items.entry(scope.key()).or_insert_with(|| Record {
-            expires_at,
-            ..Record::default()
+        let mut added = false;
+        let mut record = self.items.entry(scope.key()).or_insert_with(|| {
+            added = true;
+            Record {
+                expires_at,
+                ..Record::default()
+            }
         });
-        match bucket.take(record.credential_tat, now_us) {
+        let taken = match bucket.take(record.credential_tat, now_us) {
             Ok(tat) => {
                 record.credential_tat = Some(tat);
                 Taken::Token
             }
             Err(wait) => Taken::Wait(wait),
+        };
+        drop(record);
+        if added {
+            self.added();
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope(id: &str) -> Scope<'_> {
+        Scope::Connection(id.into())
+    }
+
+    /// Past the limit, adding a key sweeps the expired records, by each of the writes that
+    /// can add one; a write to a key that exists adds nothing and sweeps nothing.
+    #[test]
+    fn expired_records_are_swept_when_a_key_is_added_past_the_limit() {
+        let store = MemoryStore::new();
+        let expired = Record {
+            expires_at: now_s() - 1,
+            ..Record::default()
+        };
+        let live = now_s() + 600;
+        // Filled past the limit without the store's writes, which would sweep as they add.
+        let fill = |store: &MemoryStore| {
+            for n in 0..=SWEEP_ABOVE {
+                store
+                    .items
+                    .insert(scope(&format!("old-{n}")).key(), expired.clone());
+            }
+        };
+        let bucket = Gcra::new(crate::config::Rate {
+            burst: 1,
+            period: std::time::Duration::from_secs(1),
+        });
+        type Write<'a> = &'a dyn Fn(&MemoryStore, &str);
+        let writes: [Write<'_>; 4] = [
+            &|store, id| {
+                store.put(
+                    &scope(id),
+                    &Record {
+                        expires_at: live,
+                        ..Record::default()
+                    },
+                    false,
+                );
+            },
+            &|store, id| {
+                store.put(
+                    &scope(id),
+                    &Record {
+                        expires_at: live,
+                        ..Record::default()
+                    },
+                    true,
+                );
+            },
+            &|store, id| {
+                let change = Change {
+                    region: Some("eu-west-1".into()),
+                    credentials: None,
+                };
+                store.change(&scope(id), &change, live, None);
+            },
+            &|store, id| {
+                store.take_token(&scope(id), &bucket, 0, live);
+            },
+        ];
+        for (n, write) in writes.iter().enumerate() {
+            fill(&store);
+            write(&store, "new");
+            assert_eq!(store.items.len(), 1, "write {n} did not sweep");
+            assert!(store.get(&scope("new")).is_some(), "write {n}");
+            // The same key again, over a full map: nothing added, nothing swept.
+            fill(&store);
+            write(&store, "new");
+            assert_eq!(store.items.len(), SWEEP_ABOVE + 2, "write {n} swept");
+            store.items.clear();
         }
     }
 }
