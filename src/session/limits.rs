@@ -81,7 +81,7 @@ pub fn now_us() -> u64 {
 /// Buckets kept by this instance, one per subject (a connection, or a caller without one).
 pub struct Local {
     bucket: Gcra,
-    tats: DashMap<String, u64>,
+    tats: DashMap<String, u64, super::MapHasher>,
 }
 
 /// Past this many subjects, the buckets that are full again are forgotten.
@@ -91,7 +91,10 @@ impl Local {
     pub fn new(rate: Rate) -> Self {
         Self {
             bucket: Gcra::new(rate),
-            tats: DashMap::with_shard_amount(super::shards()),
+            tats: DashMap::with_hasher_and_shard_amount(
+                super::MapHasher::default(),
+                super::shards(),
+            ),
         }
     }
 

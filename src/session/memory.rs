@@ -7,7 +7,7 @@ use dashmap::DashMap;
 use super::{Change, Gcra, Record, Scope, Taken};
 
 pub struct MemoryStore {
-    items: DashMap<String, Record>,
+    items: DashMap<String, Record, super::MapHasher>,
 }
 
 impl Default for MemoryStore {
@@ -26,7 +26,10 @@ fn now_s() -> u64 {
 impl MemoryStore {
     pub fn new() -> Self {
         Self {
-            items: DashMap::with_shard_amount(super::shards()),
+            items: DashMap::with_hasher_and_shard_amount(
+                super::MapHasher::default(),
+                super::shards(),
+            ),
         }
     }
 

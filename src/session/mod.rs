@@ -337,6 +337,14 @@ pub struct Sessions {
     environment_ttl: Duration,
 }
 
+/// The in-memory maps' hasher. SipHash, std's default, cost about 200 instructions for a
+/// connection's key, twice a tool call; foldhash's quality hasher a fraction of that. Its
+/// seed comes from address-space randomization and the clock, and it does not claim to resist
+/// keys chosen to collide; none of these maps' keys is a client's choice: connection ids and
+/// handles are made by API Gateway or here, and a caller without a connection is its signed
+/// ARN or its source address.
+type MapHasher = foldhash::quality::RandomState;
+
 /// Shards of the in-memory maps ([`memory::MemoryStore`], [`limits::Local`]): four per worker
 /// thread of the runtime that builds them, as dashmap's default is four per CPU, but without
 /// asking the system how many CPUs there are (that reads cgroup files, in every cold start).
