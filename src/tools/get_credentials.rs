@@ -9,7 +9,7 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ANSWER_BYTES, Args, Call, Context, Spec, ToolError, ToolReply, annotations, caller_property,
-    environment_id_property, nullable_string, profile_property, timestamp,
+    environment_id_property, nullable_string, profile_property, with_timestamp,
 };
 use crate::aws::secret::{MASKED_SECRET, Masked};
 use crate::json::{self, Json};
@@ -219,11 +219,9 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
     };
     let caller = call.caller();
     let caller = caller.is_known().then_some(caller);
-    Ok(ToolReply::written(write_answer(
-        &caller,
-        &shown,
-        &timestamp(),
-    )))
+    Ok(ToolReply::written(with_timestamp(|timestamp| {
+        write_answer(&caller, &shown, timestamp)
+    })))
 }
 
 /// The answer's text: `{"caller":…,"credentials":…,"environment_variables":…,"metadata":…,
@@ -267,7 +265,7 @@ fn write_answer(
             text.raw_escaped(inner, escaped);
         }
         text.raw(r#","timestamp":"#);
-        text.value(&timestamp);
+        text.string(timestamp);
         text.raw("}");
         text.finish_json()
     })

@@ -412,37 +412,51 @@ impl<'a> Call<'a> {
 
 /// Now, as the reference document writes it: `2025-09-30T12:00:00.000Z`.
 pub(crate) fn timestamp() -> String {
-    format_timestamp(chrono::Utc::now())
+    with_timestamp(str::to_owned)
 }
 
-/// `now` as [`timestamp`] writes it. The date and time up to the second are formatted once
-/// per second on each thread, and the milliseconds added: formatting all of it took 5% of a
-/// get-credentials call.
-fn format_timestamp(now: chrono::DateTime<chrono::Utc>) -> String {
+/// `f` of [`timestamp`]'s text, written in a buffer of this thread's rather than a new string.
+pub(crate) fn with_timestamp<R>(f: impl FnOnce(&str) -> R) -> R {
+    with_formatted(chrono::Utc::now(), f)
+}
+
+/// `f` of `now` as [`timestamp`] writes it. The date and time up to the second are formatted
+/// once per second on each thread, and the milliseconds added: formatting all of it took 5%
+/// of a get-credentials call.
+fn with_formatted<R>(now: chrono::DateTime<chrono::Utc>, f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
     thread_local! {
+        /// The second last formatted, and its text up to the second (`…T12:00:00`).
         static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
     }
     let millis = now.timestamp_subsec_millis();
+    let whole = |now: chrono::DateTime<chrono::Utc>| {
+        now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
     if millis >= 1000 {
         // A leap second: chrono writes it as `:60`.
-        return now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        return f(&whole(now));
     }
     SECOND.with(|second| {
-        let mut second = second.borrow_mut();
+        let Ok(mut second) = second.try_borrow_mut() else {
+            // `f` of an outer call asked for a timestamp.
+            return f(&whole(now));
+        };
         if second.0 != now.timestamp() {
             let mut text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             text.pop(); // the `Z`
             *second = (now.timestamp(), text);
         }
-        let mut text = String::with_capacity(second.1.len() + 5);
-        text.push_str(&second.1);
+        let text = &mut second.1;
+        let length = text.len();
         // `.mmmZ`, digit by digit: `write!` goes through the formatting machinery, a tenth of
         // the call's cost here.
         let digit = |value: u32| char::from(b'0' + (value % 10) as u8);
         text.push('.');
         text.extend([digit(millis / 100), digit(millis / 10), digit(millis), 'Z']);
-        text
+        let result = f(text);
+        text.truncate(length);
+        result
     })
 }
 
@@ -647,6 +661,7 @@ mod tests {
             leap,
             at(1_795_000_001, 51_000_000),
         ];
+        let format_timestamp = |now| with_formatted(now, str::to_owned);
         for now in instants {
             assert_eq!(
                 format_timestamp(now),
@@ -659,5 +674,11 @@ mod tests {
             "2026-11-18T11:06:41.051Z"
         );
         assert_eq!(format_timestamp(leap), "2016-12-31T23:59:60.500Z");
+        // Asked for again while the thread's buffer is lent out: written whole, both right.
+        let outer = at(1_795_000_001, 51_000_000);
+        let inner = at(1_700_000_000, 123_456_789);
+        let both = with_formatted(outer, |first| [first, &format_timestamp(inner)].join(" "));
+        assert_eq!(both, "2026-11-18T11:06:41.051Z 2023-11-14T22:13:20.123Z");
+        assert_eq!(format_timestamp(outer), "2026-11-18T11:06:41.051Z");
     }
 }
