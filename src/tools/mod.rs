@@ -426,8 +426,11 @@ pub(crate) fn with_timestamp<R>(f: impl FnOnce(&str) -> R) -> R {
 fn with_formatted<R>(now: chrono::DateTime<chrono::Utc>, f: impl FnOnce(&str) -> R) -> R {
     use std::cell::RefCell;
     thread_local! {
-        /// The second last formatted, and its text up to the second (`…T12:00:00`).
-        static SECOND: RefCell<(i64, String)> = const { RefCell::new((i64::MIN, String::new())) };
+        /// The second last formatted, its text's length up to the second (`…T12:00:00`), and
+        /// the text, which may end with the last call's milliseconds: they are cut off when
+        /// the next are added, so that an `f` that did not return leaves nothing behind.
+        static SECOND: RefCell<(i64, usize, String)> =
+            const { RefCell::new((i64::MIN, 0, String::new())) };
     }
     let millis = now.timestamp_subsec_millis();
     let whole = |now: chrono::DateTime<chrono::Utc>| {
@@ -442,21 +445,20 @@ fn with_formatted<R>(now: chrono::DateTime<chrono::Utc>, f: impl FnOnce(&str) ->
             // `f` of an outer call asked for a timestamp.
             return f(&whole(now));
         };
-        if second.0 != now.timestamp() {
-            let mut text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let (at, length, text) = &mut *second;
+        if *at != now.timestamp() {
+            *text = now.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
             text.pop(); // the `Z`
-            *second = (now.timestamp(), text);
+            *at = now.timestamp();
+            *length = text.len();
         }
-        let text = &mut second.1;
-        let length = text.len();
+        text.truncate(*length);
         // `.mmmZ`, digit by digit: `write!` goes through the formatting machinery, a tenth of
         // the call's cost here.
         let digit = |value: u32| char::from(b'0' + (value % 10) as u8);
         text.push('.');
         text.extend([digit(millis / 100), digit(millis / 10), digit(millis), 'Z']);
-        let result = f(text);
-        text.truncate(length);
-        result
+        f(text)
     })
 }
 
@@ -679,6 +681,10 @@ mod tests {
         let inner = at(1_700_000_000, 123_456_789);
         let both = with_formatted(outer, |first| [first, &format_timestamp(inner)].join(" "));
         assert_eq!(both, "2026-11-18T11:06:41.051Z 2023-11-14T22:13:20.123Z");
+        assert_eq!(format_timestamp(outer), "2026-11-18T11:06:41.051Z");
+        // An `f` that does not return leaves the next timestamp whole.
+        let unwound = std::panic::catch_unwind(|| with_formatted(outer, |_| panic!("f failed")));
+        assert!(unwound.is_err());
         assert_eq!(format_timestamp(outer), "2026-11-18T11:06:41.051Z");
     }
 }
