@@ -190,27 +190,17 @@ mod tests {
             burst: 1,
             period: std::time::Duration::from_secs(1),
         });
+        let fresh = Record {
+            expires_at: live,
+            ..Record::default()
+        };
         type Write<'a> = &'a dyn Fn(&MemoryStore, &str);
         let writes: [Write<'_>; 4] = [
             &|store, id| {
-                store.put(
-                    &scope(id),
-                    &Record {
-                        expires_at: live,
-                        ..Record::default()
-                    },
-                    false,
-                );
+                store.put(&scope(id), &fresh, false);
             },
             &|store, id| {
-                store.put(
-                    &scope(id),
-                    &Record {
-                        expires_at: live,
-                        ..Record::default()
-                    },
-                    true,
-                );
+                store.put(&scope(id), &fresh, true);
             },
             &|store, id| {
                 let change = Change {
