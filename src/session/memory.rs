@@ -45,15 +45,33 @@ impl MemoryStore {
         })
     }
 
-    /// Called after a key was added (and its shard's lock let go): past [`SWEEP_ABOVE`]
-    /// items, the expired ones are swept. The count locks every shard in turn, so it is looked
-    /// at only when the map grew, not on every write: writes to a key that exists touch only
-    /// its own shard.
+    /// Called after a key was added, its shard's lock let go (the count takes every shard's):
+    /// past [`SWEEP_ABOVE`] items, the expired ones are swept. The count is looked at only
+    /// when the map grew, not on every write: writes to a key that exists touch only its own
+    /// shard.
     fn added(&self) {
         if self.items.len() > SWEEP_ABOVE {
             let now = now_s();
             self.items.retain(|_, record| record.expires_at > now);
         }
+    }
+
+    /// `f` of the scope's record, made (expiring at `expires_at`) if there is none.
+    fn update<R>(&self, scope: &Scope<'_>, expires_at: u64, f: impl FnOnce(&mut Record) -> R) -> R {
+        let (result, added) = match self.items.entry(scope.key()) {
+            dashmap::Entry::Occupied(mut existing) => (f(existing.get_mut()), false),
+            dashmap::Entry::Vacant(slot) => {
+                let mut record = slot.insert(Record {
+                    expires_at,
+                    ..Record::default()
+                });
+                (f(&mut record), true)
+            }
+        };
+        if added {
+            self.added();
+        }
+        result
     }
 
     pub fn put(&self, scope: &Scope<'_>, record: &Record, only_new: bool) -> bool {
@@ -88,42 +106,31 @@ impl MemoryStore {
         expires_at: u64,
         binding: Option<&str>,
     ) -> bool {
-        let now = now_s();
-        let mut added = false;
-        let mut record = match binding {
-            // A handle: it must exist, unexpired, and be the caller's.
-            Some(binding) => match self.items.get_mut(&scope.key()) {
-                Some(record)
-                    if record.expires_at > now && record.binding.as_deref() == Some(binding) =>
-                {
-                    record
-                }
-                _ => return false,
-            },
-            None => self.items.entry(scope.key()).or_insert_with(|| {
-                added = true;
-                Record {
-                    expires_at,
-                    ..Record::default()
-                }
-            }),
+        let apply = |record: &mut Record| {
+            if let Some(region) = &change.region {
+                record.region = Some(region.clone());
+            }
+            if let Some(credentials) = &change.credentials {
+                record.access_key_id = Some(credentials.access_key_id.clone());
+                record.secret = Some(credentials.secret.clone());
+                record.token = credentials.token.clone();
+            }
         };
-        if let Some(region) = &change.region {
-            record.region = Some(region.clone());
+        let Some(binding) = binding else {
+            self.update(scope, expires_at, apply);
+            return true;
+        };
+        // A handle: it must exist, unexpired, and be the caller's.
+        match self.items.get_mut(&scope.key()) {
+            Some(mut record)
+                if record.expires_at > now_s() && record.binding.as_deref() == Some(binding) =>
+            {
+                apply(&mut record);
+                record.expires_at = expires_at;
+                true
+            }
+            _ => false,
         }
-        if let Some(credentials) = &change.credentials {
-            record.access_key_id = Some(credentials.access_key_id.clone());
-            record.secret = Some(credentials.secret.clone());
-            record.token = credentials.token.clone();
-        }
-        if binding.is_some() {
-            record.expires_at = expires_at;
-        }
-        drop(record);
-        if added {
-            self.added();
-        }
-        true
     }
 
     pub fn delete(&self, scope: &Scope<'_>) {
@@ -137,26 +144,15 @@ impl MemoryStore {
         now_us: u64,
         expires_at: u64,
     ) -> Taken {
-        let mut added = false;
-        let mut record = self.items.entry(scope.key()).or_insert_with(|| {
-            added = true;
-            Record {
-                expires_at,
-                ..Record::default()
+        self.update(scope, expires_at, |record| {
+            match bucket.take(record.credential_tat, now_us) {
+                Ok(tat) => {
+                    record.credential_tat = Some(tat);
+                    Taken::Token
+                }
+                Err(wait) => Taken::Wait(wait),
             }
-        });
-        let taken = match bucket.take(record.credential_tat, now_us) {
-            Ok(tat) => {
-                record.credential_tat = Some(tat);
-                Taken::Token
-            }
-            Err(wait) => Taken::Wait(wait),
-        };
-        drop(record);
-        if added {
-            self.added();
-        }
-        taken
+        })
     }
 }
 
