@@ -225,50 +225,65 @@ async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError
 }
 
 /// The answer's text: `{"caller":…,"credentials":…,"environment_variables":…,"metadata":…,
-/// "timestamp":…}`, the middle written from `shown` unless this thread wrote the same last.
-/// The middle's escaped form is kept with it, for `tools/call`'s text copy.
+/// "timestamp":…}`, all but the timestamp written from `caller` and `shown` unless this thread
+/// wrote the same last. That head's escaped form is kept with it, for `tools/call`'s text copy,
+/// so that a call escapes only its timestamp.
 fn write_answer(
     caller: &Option<&Caller>,
     shown: &Shown<&str>,
     timestamp: &str,
 ) -> Result<Json, serde_json::Error> {
-    type Written = (Shown<String>, String, Arc<str>);
+    type Written = (Option<Caller>, Shown<String>, String, Arc<str>);
     thread_local! {
-        /// The last fields shown on this thread, their text without its braces, and that
-        /// text escaped.
+        /// The caller and fields last shown on this thread, the answer's text up to its
+        /// timestamp, and that text escaped.
         static LAST: RefCell<Option<Written>> = const { RefCell::new(None) };
     }
     LAST.with(|last| {
         let mut last = last.borrow_mut();
         let fresh = match &*last {
-            Some((written, ..)) => written.map(String::as_str) != *shown,
+            Some((written_caller, written, ..)) => {
+                written_caller.as_ref() != *caller || written.map(String::as_str) != *shown
+            }
             None => true,
         };
         if fresh {
-            let text = json::to_string(shown, ANSWER_BYTES)?;
-            let inner = text
-                .strip_prefix('{')
-                .and_then(|text| text.strip_suffix('}'))
-                .unwrap_or_default()
-                .to_owned();
-            let escaped = json::escaped(&inner);
-            *last = Some((shown.map(|text| (*text).to_owned()), inner, escaped));
+            let head = answer_head(caller, shown)?;
+            let escaped = json::escaped(&head);
+            *last = Some((
+                caller.cloned(),
+                shown.map(|text| (*text).to_owned()),
+                head,
+                escaped,
+            ));
         }
         let mut text = json::Writer::with_capacity(ANSWER_BYTES);
-        text.raw(r#"{"caller":"#);
-        match caller {
-            Some(caller) => caller.write_json(&mut text),
-            None => text.raw("null"),
+        if let Some((_, _, head, escaped)) = &*last {
+            text.raw_escaped(head, escaped);
         }
-        text.raw(",");
-        if let Some((_, inner, escaped)) = &*last {
-            text.raw_escaped(inner, escaped);
-        }
-        text.raw(r#","timestamp":"#);
         text.string(timestamp);
         text.raw("}");
         text.finish_json()
     })
+}
+
+/// The answer's text up to its timestamp's value: `{"caller":…,…,"metadata":…,"timestamp":`.
+fn answer_head(caller: &Option<&Caller>, shown: &Shown<&str>) -> Result<String, serde_json::Error> {
+    let fields = json::to_string(shown, ANSWER_BYTES)?;
+    let inner = fields
+        .strip_prefix('{')
+        .and_then(|text| text.strip_suffix('}'))
+        .unwrap_or_default();
+    let mut head = json::Writer::with_capacity(ANSWER_BYTES);
+    head.raw(r#"{"caller":"#);
+    match caller {
+        Some(caller) => caller.write_json(&mut head),
+        None => head.raw("null"),
+    }
+    head.raw(",");
+    head.raw(inner);
+    head.raw(r#","timestamp":"#);
+    head.finish()
 }
 
 /// The variables in effect: the stored overrides' credentials and region, else the process
@@ -366,8 +381,8 @@ mod tests {
     }
 
     /// The answer is, byte for byte, the object serde writes from all its fields, when the
-    /// thread wrote the same fields last and when it wrote others: a change of key, region or
-    /// token is never answered with the fields written before it.
+    /// thread wrote the same fields last and when it wrote others: a change of caller, key,
+    /// region or token is never answered with the fields written before it.
     #[test]
     fn answers_are_written_again_when_what_they_show_changes() {
         let someone = Caller {
@@ -376,11 +391,22 @@ mod tests {
             source_ip: Some("192.0.2.7".to_owned()),
         };
         let caller = Some(&someone);
+        // Another caller, with the same fields: only the caller changes.
+        let someone_else = Caller {
+            arn: None,
+            account_id: None,
+            source_ip: Some("192.0.2.\"8".to_owned()),
+        };
+        let other = Some(&someone_else);
         let calls = [
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None)),
             (
                 caller,
+                shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None),
+            ),
+            (
+                other,
                 shown("AKIAFIRSTKEYEXAMPLE1", Some("us-east-1"), None),
             ),
             (None, shown("AKIAFIRSTKEYEXAMPLE1", Some("eu-west-1"), None)),
