@@ -2,12 +2,16 @@
 //! instance. A concurrent map (sharded locks: no lock shared by every connection), the same
 //! semantics as the DynamoDB store: expiry, handles bound to their caller, atomic buckets.
 
+use std::sync::Arc;
+
 use dashmap::DashMap;
 
 use super::{Change, Gcra, Record, Scope, Taken};
 
+/// Each record is shared with its readers, not copied for them: a tool call reads its
+/// connection's record on every message. A write to a record being read makes a new one.
 pub struct MemoryStore {
-    items: DashMap<String, Record, super::MapHasher>,
+    items: DashMap<String, Arc<Record>, super::MapHasher>,
 }
 
 impl Default for MemoryStore {
@@ -33,7 +37,7 @@ impl MemoryStore {
         }
     }
 
-    pub fn get(&self, scope: &Scope<'_>) -> Option<Record> {
+    pub fn get(&self, scope: &Scope<'_>) -> Option<Arc<Record>> {
         scope.with_key(|key| {
             let record = self.items.get(key)?;
             if record.expires_at <= now_s() {
@@ -41,7 +45,7 @@ impl MemoryStore {
                 self.items.remove(key);
                 return None;
             }
-            Some(record.clone())
+            Some(Arc::clone(&record))
         })
     }
 
@@ -59,13 +63,13 @@ impl MemoryStore {
     /// `f` of the scope's record, made (expiring at `expires_at`) if there is none.
     fn update<R>(&self, scope: &Scope<'_>, expires_at: u64, f: impl FnOnce(&mut Record) -> R) -> R {
         let (result, added) = match self.items.entry(scope.key()) {
-            dashmap::Entry::Occupied(mut existing) => (f(existing.get_mut()), false),
+            dashmap::Entry::Occupied(mut existing) => (f(Arc::make_mut(existing.get_mut())), false),
             dashmap::Entry::Vacant(slot) => {
-                let mut record = slot.insert(Record {
+                let mut record = slot.insert(Arc::new(Record {
                     expires_at,
                     ..Record::default()
-                });
-                (f(&mut record), true)
+                }));
+                (f(Arc::make_mut(&mut record)), true)
             }
         };
         if added {
@@ -82,16 +86,16 @@ impl MemoryStore {
                     if existing.get().expires_at > now_s() {
                         return false;
                     }
-                    existing.insert(record.clone());
+                    existing.insert(Arc::new(record.clone()));
                     false
                 }
                 dashmap::Entry::Vacant(slot) => {
-                    slot.insert(record.clone());
+                    slot.insert(Arc::new(record.clone()));
                     true
                 }
             }
         } else {
-            self.items.insert(key, record.clone()).is_none()
+            self.items.insert(key, Arc::new(record.clone())).is_none()
         };
         if added {
             self.added();
@@ -125,7 +129,8 @@ impl MemoryStore {
             Some(mut record)
                 if record.expires_at > now_s() && record.binding.as_deref() == Some(binding) =>
             {
-                apply(&mut record);
+                let record = Arc::make_mut(&mut record);
+                apply(record);
                 record.expires_at = expires_at;
                 true
             }
@@ -179,7 +184,7 @@ mod tests {
             for n in 0..=SWEEP_ABOVE {
                 store
                     .items
-                    .insert(scope(&format!("old-{n}")).key(), expired.clone());
+                    .insert(scope(&format!("old-{n}")).key(), Arc::new(expired.clone()));
             }
         };
         let bucket = Gcra::new(crate::config::Rate {

@@ -187,10 +187,10 @@ impl SessionStore {
     }
 
     /// A scope's state, read strongly consistent; `None` when there is none or it expired.
-    pub async fn get(&self, scope: &Scope<'_>) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, scope: &Scope<'_>) -> Result<Option<Arc<Record>>, StoreError> {
         match self {
             SessionStore::Memory(store) => Ok(store.get(scope)),
-            SessionStore::DynamoDb(store) => Box::pin(store.get(scope)).await,
+            SessionStore::DynamoDb(store) => Ok(Box::pin(store.get(scope)).await?.map(Arc::new)),
         }
     }
 
@@ -475,7 +475,7 @@ impl Sessions {
             .await
             .map_err(|err| self.unavailable(&err))?;
         Ok(record
-            .and_then(|r| r.caller)
+            .and_then(|r| r.caller.clone())
             .unwrap_or_else(|| origin.caller.clone()))
     }
 
@@ -521,9 +521,9 @@ impl Sessions {
         };
         Ok(Stored {
             credentials,
-            region: record.region,
+            region: record.region.clone(),
             // A handle's reports the caller of this call, not the handle's maker.
-            caller: caller.or(record.caller),
+            caller: caller.or_else(|| record.caller.clone()),
         })
     }
 
