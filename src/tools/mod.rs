@@ -357,13 +357,14 @@ impl<'a> Call<'a> {
     /// The overrides of the handle named by `environment_id`, else of the connection, read
     /// from the session store.
     pub async fn stored(&self, environment_id: Option<&str>) -> Result<Stored, ToolError> {
-        let stored = self
+        let mut stored = self
             .state
             .sessions
             .read(self.origin, environment_id)
             .await?;
-        if let Some(caller) = &stored.caller {
-            let _ = self.caller.set(caller.clone());
+        // Moved, not copied: the call reports it ([`Call::caller`]); nothing reads it here.
+        if let Some(caller) = stored.caller.take() {
+            let _ = self.caller.set(caller);
         }
         Ok(stored)
     }
