@@ -261,8 +261,15 @@ fn write_answer(
         if let Some((_, _, head, escaped)) = &*last {
             text.raw_escaped(head, escaped);
         }
-        text.string(timestamp);
-        text.raw("}");
+        // A timestamp is digits and `-:.TZ` ([`super::with_timestamp`]): nothing to escape.
+        debug_assert!(
+            timestamp
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-:.".contains(&b))
+        );
+        text.raw("\"");
+        text.raw(timestamp);
+        text.raw("\"}");
         text.finish_json()
     })
 }
