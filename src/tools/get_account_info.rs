@@ -55,14 +55,17 @@ struct Answer<'a> {
     caller: Option<&'a Caller>,
 }
 
-pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
+pub(super) async fn run(call: &mut Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
     match answer(call, arguments).await {
         Ok(reply) => reply,
         Err(err) => ToolReply::Failure(err),
     }
 }
 
-async fn answer(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolReply, ToolError> {
+async fn answer(
+    call: &mut Call<'_>,
+    arguments: &Map<String, Value>,
+) -> Result<ToolReply, ToolError> {
     let args = Args::new(arguments, &["profile", "environment_id"])?;
     let context = call
         .context(args.profile()?, args.environment_id()?)

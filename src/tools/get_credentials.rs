@@ -178,7 +178,7 @@ impl<S> Shown<S> {
     }
 }
 
-pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
+pub(super) async fn run(call: &mut Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
     let args = match Args::new(
         arguments,
         &["profile", "include_session_token", "environment_id"],
@@ -192,7 +192,7 @@ pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> Tool
     }
 }
 
-async fn answer(call: &Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError> {
+async fn answer(call: &mut Call<'_>, args: &Args<'_>) -> Result<ToolReply, ToolError> {
     let profile = args.profile()?;
     let include_session_token = args.boolean("include_session_token")?.unwrap_or(false);
     let context = call.context(profile, args.environment_id()?).await?;

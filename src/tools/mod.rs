@@ -14,7 +14,7 @@ mod validate_credentials;
 use std::borrow::Cow;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::task::Poll;
 use std::time::Instant;
 
@@ -261,14 +261,14 @@ pub async fn call(
         .sessions
         .admit(&origin.subject(), tool.tests_credentials())
         .await;
-    let call = Call {
+    let mut call = Call {
         state,
         origin,
-        source: OnceLock::new(),
-        caller: OnceLock::new(),
+        source: None,
+        caller: None,
     };
     let reply = match admitted {
-        Ok(()) => run(&call, tool, arguments, started).await,
+        Ok(()) => run(&mut call, tool, arguments, started).await,
         Err(Refused::Limited(limited)) => {
             state
                 .metrics
@@ -281,8 +281,8 @@ pub async fn call(
     state.metrics.record(tool, error, started.elapsed());
     Ok(Called {
         reply,
-        credentials_source: call.source.into_inner(),
-        caller: call.caller.into_inner(),
+        credentials_source: call.source,
+        caller: call.caller,
     })
 }
 
@@ -291,7 +291,7 @@ pub async fn call(
 /// call that makes two AWS calls (an AssumeRole, then GetCallerIdentity) can finish. Either
 /// deadline ends in the same answer: the call timed out.
 async fn run(
-    call: &Call<'_>,
+    call: &mut Call<'_>,
     tool: ToolName,
     arguments: &Map<String, Value>,
     started: Instant,
@@ -336,12 +336,13 @@ async fn by<F: Future>(deadline: Instant, mut work: Pin<&mut F>) -> Option<F::Ou
 }
 
 /// What a tool sees of the world: the state, where the message came from, and what the call
-/// found out on the way (for the audit record).
+/// found out on the way (for the audit record), each the first it found. A call is one tool's,
+/// lent to it alone (`&mut`): what it finds is written without a lock.
 pub(crate) struct Call<'a> {
     pub state: &'a AppState,
     pub origin: &'a Origin,
-    source: OnceLock<Cow<'static, str>>,
-    caller: OnceLock<Caller>,
+    source: Option<Cow<'static, str>>,
+    caller: Option<Caller>,
 }
 
 /// Credentials and region a call runs with.
@@ -356,7 +357,7 @@ pub(crate) struct Context<'a> {
 impl<'a> Call<'a> {
     /// The overrides of the handle named by `environment_id`, else of the connection, read
     /// from the session store.
-    pub async fn stored(&self, environment_id: Option<&str>) -> Result<Stored, ToolError> {
+    pub async fn stored(&mut self, environment_id: Option<&str>) -> Result<Stored, ToolError> {
         let mut stored = self
             .state
             .sessions
@@ -364,27 +365,27 @@ impl<'a> Call<'a> {
             .await?;
         // Moved, not copied: the call reports it ([`Call::caller`]); nothing reads it here.
         if let Some(caller) = stored.caller.take() {
-            let _ = self.caller.set(caller);
+            self.caller.get_or_insert(caller);
         }
         Ok(stored)
     }
 
     /// The caller as known: `$connect`'s identity (or the handle's), else this request's.
     pub fn caller(&self) -> &Caller {
-        self.caller.get().unwrap_or(&self.origin.caller)
+        self.caller.as_ref().unwrap_or(&self.origin.caller)
     }
 
     /// The `credentials_source` label of the credentials [`Call::context`] resolved, as the
     /// audit record carries it; empty before they are resolved.
     pub fn credentials_source(&self) -> &str {
-        self.source.get().map_or("", |label| label)
+        self.source.as_deref().unwrap_or("")
     }
 
     /// Resolves credentials (explicit profile, stored overrides, environment, default chain)
     /// and the region: stored override, then `AWS_REGION`/`AWS_DEFAULT_REGION`, then the
     /// profile's `region`, as the AWS CLI orders them.
     pub async fn context(
-        &self,
+        &mut self,
         profile: Option<&str>,
         environment_id: Option<&str>,
     ) -> Result<Context<'a>, ToolError> {
@@ -394,7 +395,9 @@ impl<'a> Call<'a> {
             .credentials
             .resolve(profile, stored.credentials.as_ref(), &state.profiles)
             .await?;
-        let _ = self.source.set(resolved.source.label());
+        if self.source.is_none() {
+            self.source = Some(resolved.source.label());
+        }
         let region = match (&stored.region, state.config.aws.effective_region()) {
             (Some(region), _) => Some(Cow::Owned(region.clone())),
             (None, Some(region)) => Some(Cow::Borrowed(region)),

@@ -38,14 +38,17 @@ pub(super) fn spec() -> Spec {
     }
 }
 
-pub(super) async fn run(call: &Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
+pub(super) async fn run(call: &mut Call<'_>, arguments: &Map<String, Value>) -> ToolReply {
     match validate(call, arguments).await {
         Ok(reply) => reply,
         Err(err) => ToolReply::Failure(err),
     }
 }
 
-async fn validate(call: &Call<'_>, arguments: &Map<String, Value>) -> Result<ToolReply, ToolError> {
+async fn validate(
+    call: &mut Call<'_>,
+    arguments: &Map<String, Value>,
+) -> Result<ToolReply, ToolError> {
     let args = Args::new(arguments, &["profile", "environment_id"])?;
     let profile_argument = args.profile()?;
     let context = match call.context(profile_argument, args.environment_id()?).await {
