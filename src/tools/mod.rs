@@ -363,7 +363,7 @@ impl<'a> Call<'a> {
             .sessions
             .read(self.origin, environment_id)
             .await?;
-        // Moved, not copied: the call reports it ([`Call::caller`]); nothing reads it here.
+        // Moved, not copied: tools read the caller through [`Call::caller`], not `Stored`.
         if let Some(caller) = stored.caller.take() {
             self.caller.get_or_insert(caller);
         }
@@ -395,9 +395,7 @@ impl<'a> Call<'a> {
             .credentials
             .resolve(profile, stored.credentials.as_ref(), &state.profiles)
             .await?;
-        if self.source.is_none() {
-            self.source = Some(resolved.source.label());
-        }
+        self.source.get_or_insert_with(|| resolved.source.label());
         let region = match (&stored.region, state.config.aws.effective_region()) {
             (Some(region), _) => Some(Cow::Owned(region.clone())),
             (None, Some(region)) => Some(Cow::Borrowed(region)),
