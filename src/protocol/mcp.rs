@@ -13,6 +13,7 @@
 //! request, -32601 unknown method, -32602 invalid params, [`RATE_LIMITED`]); a tool that ran
 //! and failed is a `tools/call` result with `isError: true`, which the model can read.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::LazyLock;
 
@@ -238,30 +239,25 @@ fn modern_tools_list() -> &'static RawValue {
 /// The fields of a JSON-RPC message this server reads; any other is ignored. A field that is
 /// present holds its value, `null` included; one that is absent is `None`. `params` may carry a
 /// secret key (`aws_set_environment`), so there is no `Debug` outside the tests.
-#[derive(Default, serde::Deserialize)]
+#[derive(Default)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-pub struct Message {
-    #[serde(default, deserialize_with = "super::present")]
+pub struct Message<'a> {
     jsonrpc: Option<Value>,
-    #[serde(default, deserialize_with = "super::present")]
     id: Option<Value>,
-    #[serde(default, deserialize_with = "super::present")]
     method: Option<Value>,
-    #[serde(default, deserialize_with = "params")]
-    params: Option<Params>,
+    params: Option<Params<'a>>,
     /// A response's fields: a message with either is an answer, not a request.
-    #[serde(default, deserialize_with = "super::present_any")]
     result: Option<IgnoredAny>,
-    #[serde(default, deserialize_with = "super::present_any")]
     error: Option<IgnoredAny>,
 }
 
-impl Message {
+impl<'a> Message<'a> {
     /// Read straight from a message's text into its fields, without building a tree of the
     /// whole message (its keys allocated and hashed into a map, then looked up and removed): the
-    /// common case. `None` for anything else (not an object, a field twice, no `jsonrpc`), which
-    /// [`super::dispatch`] then reads as a tree and routes.
-    pub fn read(text: &str) -> Option<Self> {
+    /// common case. `None` for anything else (not an object, a field twice, no `jsonrpc`,
+    /// `tools/call` params that are not what it takes), which [`super::dispatch`] then reads as
+    /// a tree and routes.
+    pub fn read(text: &'a str) -> Option<Self> {
         super::read_fields(text).filter(|message: &Self| message.jsonrpc.is_some())
     }
 
@@ -278,17 +274,102 @@ impl Message {
     }
 }
 
-/// A request's params as read: an object's members in their order, or any other value. The
-/// members are not made a map (each key hashed, a table allocated) when read: `tools/call`, the
-/// request sent most, takes its fields from them in one pass, and the requests that want a map
-/// collect one. Like the message, they may carry a secret: no `Debug` outside the tests.
+/// A message's fields by name; any other is ignored.
+#[derive(serde::Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    Jsonrpc,
+    Id,
+    Method,
+    Params,
+    Result,
+    Error,
+    #[serde(other)]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Message<'de> {
+    fn deserialize<D: Deserializer<'de>>(value: D) -> Result<Self, D::Error> {
+        value.deserialize_map(MessageVisitor)
+    }
+}
+
+/// Reads a message's fields in the order they come. `params` that follow a `tools/call`
+/// method are read straight into that method's fields.
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = Message<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
+        formatter.write_str("a JSON-RPC message")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
+        /// Each field once: a field given twice is left to the tree, as a map reads it.
+        fn unread<T, E: de::Error>(field: &Option<T>, name: &'static str) -> Result<(), E> {
+            match field {
+                None => Ok(()),
+                Some(_) => Err(E::duplicate_field(name)),
+            }
+        }
+        let mut message = Message::default();
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Jsonrpc => {
+                    unread(&message.jsonrpc, "jsonrpc")?;
+                    message.jsonrpc = Some(map.next_value()?);
+                }
+                Field::Id => {
+                    unread(&message.id, "id")?;
+                    message.id = Some(map.next_value()?);
+                }
+                Field::Method => {
+                    unread(&message.method, "method")?;
+                    message.method = Some(map.next_value()?);
+                }
+                Field::Params => {
+                    unread(&message.params, "params")?;
+                    let call =
+                        matches!(&message.method, Some(Value::String(m)) if m == "tools/call");
+                    message.params = Some(if call {
+                        Params::Call(map.next_value()?)
+                    } else {
+                        map.next_value_seed(MembersSeed)?
+                    });
+                }
+                Field::Result => {
+                    unread(&message.result, "result")?;
+                    message.result = Some(map.next_value()?);
+                }
+                Field::Error => {
+                    unread(&message.error, "error")?;
+                    message.error = Some(map.next_value()?);
+                }
+                Field::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(message)
+    }
+}
+
+/// A request's params as read. Like the message, they may carry a secret: no `Debug` outside
+/// the tests.
 #[cfg_attr(test, derive(Debug, PartialEq))]
-enum Params {
+enum Params<'a> {
+    /// `tools/call`'s, the request sent most, read straight into their fields: when the method
+    /// comes before them, as clients write it.
+    Call(CallParams<'a>),
+    /// An object's members in their order: not made a map (each key hashed, a table allocated)
+    /// unless the method wants one.
     Members(Vec<(String, Value)>),
+    /// Any other value.
     Other(Value),
 }
 
-impl Params {
+impl Params<'_> {
     fn from_value(value: Value) -> Self {
         match value {
             Value::Object(object) => Params::Members(object.into_iter().collect()),
@@ -296,13 +377,37 @@ impl Params {
         }
     }
 
-    /// The member named `key`, as a map of the members would hold it: the last of the name.
-    fn get(&self, key: &str) -> Option<&Value> {
+    /// `_meta`: the last member of the name, as a map of the params would hold it.
+    fn meta(&self) -> Option<&Value> {
         match self {
-            Params::Members(members) => member(members, key),
+            Params::Call(call) => call.meta.as_ref(),
+            Params::Members(members) => member(members, "_meta"),
             Params::Other(_) => None,
         }
     }
+
+    /// The members of params that are an object.
+    fn members(self) -> Vec<(String, Value)> {
+        match self {
+            Params::Members(members) => members,
+            // Read into fields only after a `tools/call` method, which reads them so.
+            Params::Call(_) | Params::Other(_) => Vec::new(),
+        }
+    }
+}
+
+/// `tools/call` params read straight into their fields: an object with a string `name`, and
+/// `arguments` an object or `null`; other members are ignored. Params that are not so make the
+/// message one for the tree, whose members say what is wrong with them.
+#[derive(serde::Deserialize)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct CallParams<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default)]
+    arguments: Option<Map<String, Value>>,
+    #[serde(rename = "_meta", default, deserialize_with = "super::present")]
+    meta: Option<Value>,
 }
 
 /// The last member named `key` (a key given twice means its last value, as in a map).
@@ -314,22 +419,25 @@ fn member<'a>(members: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
         .map(|(_, value)| value)
 }
 
-/// `params`, read (`deserialize_with`): present, it holds its value, `null` included.
-fn params<'de, D: Deserializer<'de>>(value: D) -> Result<Option<Params>, D::Error> {
-    value.deserialize_any(ParamsVisitor).map(Some)
+/// Reads params: an object into its members, any other value as serde_json reads it.
+struct MembersSeed;
+
+impl<'de> de::DeserializeSeed<'de> for MembersSeed {
+    type Value = Params<'de>;
+
+    fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Params<'de>, D::Error> {
+        value.deserialize_any(self)
+    }
 }
 
-/// Reads an object into its members, and any other value as serde_json reads it.
-struct ParamsVisitor;
-
-impl<'de> Visitor<'de> for ParamsVisitor {
-    type Value = Params;
+impl<'de> Visitor<'de> for MembersSeed {
+    type Value = Params<'de>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
         formatter.write_str("any JSON value")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Params<'de>, A::Error> {
         let mut members = Vec::new();
         while let Some(member) = map.next_entry::<String, Value>()? {
             members.push(member);
@@ -337,35 +445,35 @@ impl<'de> Visitor<'de> for ParamsVisitor {
         Ok(Params::Members(members))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Params<'de>, A::Error> {
         Value::deserialize(SeqAccessDeserializer::new(seq)).map(Params::Other)
     }
 
-    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Params, E> {
+    fn visit_bool<E: de::Error>(self, value: bool) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::Bool(value)))
     }
 
-    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Params, E> {
+    fn visit_i64<E: de::Error>(self, value: i64) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::from(value)))
     }
 
-    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Params, E> {
+    fn visit_u64<E: de::Error>(self, value: u64) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::from(value)))
     }
 
-    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Params, E> {
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::from(value)))
     }
 
-    fn visit_str<E: de::Error>(self, value: &str) -> Result<Params, E> {
+    fn visit_str<E: de::Error>(self, value: &str) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::String(value.to_owned())))
     }
 
-    fn visit_string<E: de::Error>(self, value: String) -> Result<Params, E> {
+    fn visit_string<E: de::Error>(self, value: String) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::String(value)))
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<Params, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Params<'de>, E> {
         Ok(Params::Other(Value::Null))
     }
 }
@@ -373,7 +481,7 @@ impl<'de> Visitor<'de> for ParamsVisitor {
 pub async fn handle(
     state: &AppState,
     origin: &Origin,
-    message: Message,
+    message: Message<'_>,
 ) -> (Option<String>, Summary) {
     let id = match &message.id {
         None => None,
@@ -482,7 +590,7 @@ async fn handle_message(
     state: &AppState,
     origin: &Origin,
     id: Option<&RequestId>,
-    mut message: Message,
+    mut message: Message<'_>,
 ) -> (Option<String>, Summary) {
     let refuse = |code: ErrorCode, message: String| {
         let (reply, summary) = refusal(id, code, message);
@@ -510,11 +618,10 @@ async fn handle_message(
         summary.outcome = Outcome::NoReply("notification");
         return (None, summary);
     };
-    let meta = message
-        .params
-        .as_ref()
-        .and_then(|params| params.get("_meta"));
-    let era = match era_of(meta, origin.declared_modern) {
+    let era = match era_of(
+        message.params.as_ref().and_then(Params::meta),
+        origin.declared_modern,
+    ) {
         Ok(era) => era,
         Err((code, message, data)) => {
             let mut summary = summary;
@@ -526,15 +633,15 @@ async fn handle_message(
         }
     };
     let params = match message.params.take() {
-        None | Some(Params::Other(Value::Null)) => Vec::new(),
-        Some(Params::Members(members)) => members,
+        None | Some(Params::Other(Value::Null)) => Params::Members(Vec::new()),
         Some(Params::Other(_)) => {
             return refuse(ErrorCode::INVALID_PARAMS, "params must be an object".into());
         }
+        Some(params) => params,
     };
     if era == Era::Modern {
         summary.format = "mcp 2026-07-28";
-        if let Err((code, message, data)) = modern_version(member(&params, "_meta")) {
+        if let Err((code, message, data)) = modern_version(params.meta()) {
             summary.outcome = Outcome::Rejected(code.0.to_string());
             let error = ErrorData::new(code, message, data);
             return (Some(error_text(Some(id), &error)), summary);
@@ -542,19 +649,21 @@ async fn handle_message(
     }
 
     let reply = match (era, method.as_str()) {
-        (Era::Handshake, "initialize") => match initialize_version(&params.into_iter().collect()) {
-            Ok(version) => respond(id, initialize_result(version)),
-            Err(message) => {
-                return refuse(
-                    ErrorCode::INVALID_PARAMS,
-                    format!("invalid initialize params: {message}"),
-                );
+        (Era::Handshake, "initialize") => {
+            match initialize_version(&params.members().into_iter().collect()) {
+                Ok(version) => respond(id, initialize_result(version)),
+                Err(message) => {
+                    return refuse(
+                        ErrorCode::INVALID_PARAMS,
+                        format!("invalid initialize params: {message}"),
+                    );
+                }
             }
-        },
+        }
         (Era::Handshake, "ping") => respond(id, EmptyResult {}),
         (Era::Modern, "server/discover") => respond(id, modern(json!(discover_result()))),
         (_, "tools/list") => {
-            if member(&params, "cursor").is_some_and(|c| !c.is_null()) {
+            if member(&params.members(), "cursor").is_some_and(|c| !c.is_null()) {
                 return refuse(
                     ErrorCode::INVALID_PARAMS,
                     "invalid cursor: tools/list has a single page".into(),
@@ -596,7 +705,7 @@ async fn call_tool(
     state: &AppState,
     origin: &Origin,
     id: &RequestId,
-    params: Vec<(String, Value)>,
+    params: Params<'_>,
     era: Era,
     summary: &mut Summary,
 ) -> Result<String, Refusal> {
@@ -704,11 +813,14 @@ fn known_method(method: &str) -> &'static str {
 }
 
 /// `tools/call` params: `name` (string) and `arguments` (object, optional). Messages name the
-/// field, never the value. The members are taken apart in one pass, the last of a name kept (as
-/// a map keeps it).
-fn call_params(params: Vec<(String, Value)>) -> Result<(String, Map<String, Value>), String> {
+/// field, never the value. Members are taken apart in one pass, the last of a name kept (as a
+/// map keeps it).
+fn call_params(params: Params<'_>) -> Result<(Cow<'_, str>, Map<String, Value>), String> {
+    if let Params::Call(call) = params {
+        return Ok((call.name, call.arguments.unwrap_or_default()));
+    }
     let (mut name, mut arguments) = (None, None);
-    for (key, value) in params {
+    for (key, value) in params.members() {
         match key.as_str() {
             "name" => name = Some(value),
             "arguments" => arguments = Some(value),
@@ -716,7 +828,7 @@ fn call_params(params: Vec<(String, Value)>) -> Result<(String, Map<String, Valu
         }
     }
     let name = match name {
-        Some(Value::String(name)) => name,
+        Some(Value::String(name)) => Cow::Owned(name),
         Some(_) => return Err("name must be a string".into()),
         None => return Err("missing field name".into()),
     };
@@ -911,8 +1023,15 @@ mod tests {
         ];
         for text in same {
             let tree: Value = serde_json::from_str(text).unwrap();
-            let taken = Message::take(tree.as_object().cloned().unwrap());
-            assert_eq!(Message::read(text), Some(taken), "{text}");
+            let mut taken = Message::take(tree.as_object().cloned().unwrap());
+            let mut read = Message::read(text).unwrap();
+            // `tools/call` params read into their fields say what the tree's members say.
+            if let Some(Params::Call(_)) = &read.params {
+                let (call, members) = (read.params.take().unwrap(), taken.params.take().unwrap());
+                assert_eq!(call.meta(), members.meta(), "{text}");
+                assert_eq!(call_params(call), call_params(members), "{text}");
+            }
+            assert_eq!(read, taken, "{text}");
         }
         let general = [
             r#"{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}"#,
@@ -923,7 +1042,7 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1,"method":"ping""#,
         ];
         for text in general {
-            assert_eq!(Message::read(text), None, "{text}");
+            assert!(Message::read(text).is_none(), "{text}");
         }
     }
 
@@ -1080,9 +1199,9 @@ mod tests {
     /// each wrong shape refused with its own message.
     #[test]
     fn call_params_are_read_whatever_their_order() {
-        let read = |params: Value| match params {
-            Value::Object(params) => call_params(params.into_iter().collect()),
-            _ => unreachable!("an object"),
+        let read = |params: Value| {
+            call_params(Params::from_value(params))
+                .map(|(name, arguments)| (name.into_owned(), arguments))
         };
         let arguments = json!({"profile": "dev"});
         for params in [
@@ -1099,17 +1218,14 @@ mod tests {
         ] {
             assert_eq!(read(params).unwrap().1, Map::new());
         }
-        // Members given twice, read from text: the last of each, as a map of the params holds it.
-        let text = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","arguments":{"x":1},"name":"aws_list_profiles","arguments":{},"_meta":1,"_meta":{"m":2}}}"#;
-        let Some(Params::Members(members)) = Message::read(text).and_then(|m| m.params) else {
-            panic!("members read from {text}");
-        };
-        assert_eq!(member(&members, "_meta"), Some(&json!({"m": 2})));
-        let (name, arguments) = call_params(members).unwrap();
-        assert_eq!(
-            (name.as_str(), arguments),
-            ("aws_list_profiles", Map::new())
-        );
+        // Members given twice, read from text (params before the method are read into their
+        // members): the last of each, as a map of the params holds it.
+        let text = r#"{"jsonrpc":"2.0","id":1,"params":{"name":"a","arguments":{"x":1},"name":"aws_list_profiles","arguments":{},"_meta":1,"_meta":{"m":2}},"method":"tools/call"}"#;
+        let params = Message::read(text).unwrap().params.unwrap();
+        assert!(matches!(params, Params::Members(_)), "{params:?}");
+        assert_eq!(params.meta(), Some(&json!({"m": 2})));
+        let (name, arguments) = call_params(params).unwrap();
+        assert_eq!((&*name, arguments), ("aws_list_profiles", Map::new()));
         for (params, message) in [
             (json!({}), "missing field name"),
             (json!({"arguments": {}}), "missing field name"),
@@ -1121,6 +1237,55 @@ mod tests {
         ] {
             assert_eq!(read(params).unwrap_err(), message);
         }
+    }
+
+    /// `tools/call` params read from a message's text into their fields say what the tree's
+    /// members say. Params that are not what `tools/call` takes (a member twice, a wrong shape,
+    /// not an object) leave the message to the tree, whose members refuse them as ever; params
+    /// before the method are read into members.
+    #[test]
+    fn call_params_read_into_fields_are_those_of_the_members() {
+        let message = |params: &str| {
+            format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#)
+        };
+        let tree = |text: &str| {
+            let tree: Value = serde_json::from_str(text).unwrap();
+            Message::take(tree.as_object().cloned().unwrap())
+        };
+        for params in [
+            r#"{"name":"aws_get_credentials","arguments":{}}"#,
+            r#"{"name":"aws_get_credentials"}"#,
+            r#"{"name":"aws_get_credentials","arguments":null}"#,
+            r#" {"arguments":{"profile":"dev","x":[1,{"y":null}]},"z":{"name":1},"name":"aws_list_profiles"}"#,
+            r#"{"n\u0061me":"aws_get_\u0063redentials","_meta":{"progressToken":1}}"#,
+            r#"{"name":"x","_meta":null,"arguments":{"a":"b"}}"#,
+        ] {
+            let text = message(params);
+            let Some(Params::Call(call)) = Message::read(&text).unwrap().params else {
+                panic!("{params} read into fields");
+            };
+            let (call, members) = (Params::Call(call), tree(&text).params.unwrap());
+            assert!(matches!(members, Params::Members(_)), "{params}");
+            assert_eq!(call.meta(), members.meta(), "{params}");
+            assert_eq!(call_params(call), call_params(members), "{params}");
+        }
+        for params in [
+            r#"{"name":"a","name":"aws_list_profiles"}"#,
+            r#"{"name":"a","arguments":{},"arguments":null}"#,
+            r#"{"_meta":1,"_meta":{"m":2},"name":"x"}"#,
+            r#"{"name":7}"#,
+            r#"{"arguments":{}}"#,
+            r#"{"name":"x","arguments":[]}"#,
+            r#"{"name":"x","arguments":"{}"}"#,
+            r#"{}"#,
+            "[]",
+            "null",
+            r#""{}""#,
+        ] {
+            assert!(Message::read(&message(params)).is_none(), "{params}");
+        }
+        let text = r#"{"jsonrpc":"2.0","id":1,"params":{"name":"aws_list_profiles"},"method":"tools/call"}"#;
+        assert_eq!(Message::read(text), Some(tree(text)));
     }
 
     #[test]
