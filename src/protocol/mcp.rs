@@ -307,29 +307,29 @@ impl<'de> Visitor<'de> for MessageVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Message<'de>, A::Error> {
         /// Each field once: a field given twice is left to the tree, as a map reads it.
-        fn unread<T, E: de::Error>(field: &Option<T>, name: &'static str) -> Result<(), E> {
-            match field {
-                None => Ok(()),
-                Some(_) => Err(E::duplicate_field(name)),
+        /// Inlined: called, it cost every message about 40 instructions (callgrind).
+        #[inline(always)]
+        fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+            field: &mut Option<T>,
+            name: &'static str,
+            map: &mut A,
+        ) -> Result<(), A::Error> {
+            if field.is_some() {
+                return Err(de::Error::duplicate_field(name));
             }
+            *field = Some(map.next_value()?);
+            Ok(())
         }
         let mut message = Message::default();
         while let Some(field) = map.next_key::<Field>()? {
             match field {
-                Field::Jsonrpc => {
-                    unread(&message.jsonrpc, "jsonrpc")?;
-                    message.jsonrpc = Some(map.next_value()?);
-                }
-                Field::Id => {
-                    unread(&message.id, "id")?;
-                    message.id = Some(map.next_value()?);
-                }
-                Field::Method => {
-                    unread(&message.method, "method")?;
-                    message.method = Some(map.next_value()?);
-                }
+                Field::Jsonrpc => once(&mut message.jsonrpc, "jsonrpc", &mut map)?,
+                Field::Id => once(&mut message.id, "id", &mut map)?,
+                Field::Method => once(&mut message.method, "method", &mut map)?,
                 Field::Params => {
-                    unread(&message.params, "params")?;
+                    if message.params.is_some() {
+                        return Err(de::Error::duplicate_field("params"));
+                    }
                     let call =
                         matches!(&message.method, Some(Value::String(m)) if m == "tools/call");
                     message.params = Some(if call {
@@ -338,14 +338,8 @@ impl<'de> Visitor<'de> for MessageVisitor {
                         map.next_value_seed(MembersSeed)?
                     });
                 }
-                Field::Result => {
-                    unread(&message.result, "result")?;
-                    message.result = Some(map.next_value()?);
-                }
-                Field::Error => {
-                    unread(&message.error, "error")?;
-                    message.error = Some(map.next_value()?);
-                }
+                Field::Result => once(&mut message.result, "result", &mut map)?,
+                Field::Error => once(&mut message.error, "error", &mut map)?,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
