@@ -15,6 +15,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::marker::PhantomData;
 use std::sync::LazyLock;
 
 use rmcp::model::{
@@ -309,37 +310,31 @@ impl<'de> Visitor<'de> for MessageVisitor {
         /// Each field once: a field given twice is left to the tree, as a map reads it.
         /// Inlined: called, it cost every message about 40 instructions (callgrind).
         #[inline(always)]
-        fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
-            field: &mut Option<T>,
+        fn once<'de, S: de::DeserializeSeed<'de>, A: MapAccess<'de>>(
+            field: &mut Option<S::Value>,
             name: &'static str,
             map: &mut A,
+            seed: S,
         ) -> Result<(), A::Error> {
             if field.is_some() {
                 return Err(de::Error::duplicate_field(name));
             }
-            *field = Some(map.next_value()?);
+            *field = Some(map.next_value_seed(seed)?);
             Ok(())
         }
         let mut message = Message::default();
         while let Some(field) = map.next_key::<Field>()? {
             match field {
-                Field::Jsonrpc => once(&mut message.jsonrpc, "jsonrpc", &mut map)?,
-                Field::Id => once(&mut message.id, "id", &mut map)?,
-                Field::Method => once(&mut message.method, "method", &mut map)?,
+                Field::Jsonrpc => once(&mut message.jsonrpc, "jsonrpc", &mut map, PhantomData)?,
+                Field::Id => once(&mut message.id, "id", &mut map, PhantomData)?,
+                Field::Method => once(&mut message.method, "method", &mut map, PhantomData)?,
                 Field::Params => {
-                    if message.params.is_some() {
-                        return Err(de::Error::duplicate_field("params"));
-                    }
                     let call =
                         matches!(&message.method, Some(Value::String(m)) if m == "tools/call");
-                    message.params = Some(if call {
-                        Params::Call(map.next_value()?)
-                    } else {
-                        map.next_value_seed(MembersSeed)?
-                    });
+                    once(&mut message.params, "params", &mut map, ParamsSeed { call })?;
                 }
-                Field::Result => once(&mut message.result, "result", &mut map)?,
-                Field::Error => once(&mut message.error, "error", &mut map)?,
+                Field::Result => once(&mut message.result, "result", &mut map, PhantomData)?,
+                Field::Error => once(&mut message.error, "error", &mut map, PhantomData)?,
                 Field::Other => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -413,18 +408,25 @@ fn member<'a>(members: &'a [(String, Value)], key: &str) -> Option<&'a Value> {
         .map(|(_, value)| value)
 }
 
-/// Reads params: an object into its members, any other value as serde_json reads it.
-struct MembersSeed;
+/// Reads params: after a `tools/call` method into its fields, else an object into its members
+/// and any other value as serde_json reads it.
+struct ParamsSeed {
+    call: bool,
+}
 
-impl<'de> de::DeserializeSeed<'de> for MembersSeed {
+impl<'de> de::DeserializeSeed<'de> for ParamsSeed {
     type Value = Params<'de>;
 
     fn deserialize<D: Deserializer<'de>>(self, value: D) -> Result<Params<'de>, D::Error> {
-        value.deserialize_any(self)
+        if self.call {
+            CallParams::deserialize(value).map(Params::Call)
+        } else {
+            value.deserialize_any(self)
+        }
     }
 }
 
-impl<'de> Visitor<'de> for MembersSeed {
+impl<'de> Visitor<'de> for ParamsSeed {
     type Value = Params<'de>;
 
     fn expecting(&self, formatter: &mut fmt::Formatter) -> fmt::Result {
