@@ -4,7 +4,8 @@
 //! the cache), and `tools/call aws_get_credentials` (the same answer as the envelope's, with
 //! its text copy). Then the same messages as Lambda hands them over: an API Gateway WebSocket event
 //! decoded as lambda_runtime decodes it, `gateway::lambda::handle`, and the response encoded as
-//! lambda_runtime encodes it (the Runtime API's HTTP round trip is the coldstart bench's).
+//! lambda_runtime encodes it (the Runtime API's HTTP round trip is the coldstart bench's), and
+//! an HTTP API event carrying `tools/call aws_get_credentials` (`events/http/`).
 //!
 //! Criterion measures each message; a second pass times every call of a long run and reports
 //! p50 and p99. `cargo bench --bench message`; `BENCH_QUICK=1` for a few iterations (CI);
@@ -14,7 +15,10 @@
 //! --toggle-collect='mcp_aws_tools::protocol::handle::{{closure}}' <the bench binary>`. With
 //! `BENCH_LOG=1` beside it, each message also writes its log record as `serve` does (stdout,
 //! through the batch writer; `AWS_LAMBDA_LOG_FORMAT=JSON` for the JSON record), which the
-//! recorded figures leave out.
+//! recorded figures leave out. A prefix that starts with `Lambda event: ` runs the messages
+//! inside their API Gateway WebSocket events instead, and `Lambda HTTP API event: ` the HTTP API
+//! events, through [`invoke_event`] (for callgrind,
+//! `--toggle-collect='message::invoke_event::{{closure}}'`).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -106,6 +110,38 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Value {
     json!({"p50_us": at(0.50), "p99_us": at(0.99), "calls": samples.len()})
 }
 
+const LAMBDA_EVENT: &str = "Lambda event: ";
+const HTTP_EVENT: &str = "Lambda HTTP API event: ";
+/// HTTP API events, by the message they carry.
+const HTTP_EVENTS: [(&str, &str); 1] = [(
+    "tools/call aws_get_credentials",
+    "events/http/mcp-get-credentials.json",
+)];
+
+/// `body` inside an API Gateway WebSocket event (`events/mcp-ping.json`'s), as its text.
+fn lambda_event(body: &[u8]) -> Vec<u8> {
+    let text =
+        std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).expect("event");
+    let mut event: Value = serde_json::from_str(&text).expect("JSON");
+    event["body"] = Value::String(String::from_utf8(body.to_vec()).expect("UTF-8"));
+    serde_json::to_vec(&event).expect("JSON")
+}
+
+/// One invocation as lambda_runtime makes it: the event decoded (through serde_path_to_error,
+/// as the runtime decodes it), handled, and the response encoded.
+async fn invoke_event(state: &AppState, event: &[u8]) -> Vec<u8> {
+    let payload: Value =
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(event))
+            .expect("event");
+    let response = mcp_aws_tools::gateway::lambda::handle(
+        state,
+        lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
+    )
+    .await
+    .expect("a response");
+    serde_json::to_vec(&response).expect("JSON")
+}
+
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let runtime = support::bench_runtime();
@@ -147,6 +183,23 @@ fn main() {
         let iterations = support::bench_setting("BENCH_ITERATIONS", 20_000);
         let _log = std::env::var_os("BENCH_LOG")
             .map(|_| mcp_aws_tools::logging::init(mcp_aws_tools::logging::Output::StdoutBatched));
+        if let Some(only) = only.strip_prefix(HTTP_EVENT) {
+            for (_, file) in HTTP_EVENTS
+                .iter()
+                .filter(|(name, _)| name.starts_with(only))
+            {
+                let event = std::fs::read(support::repo().join(file)).expect("event");
+                runtime.block_on(time_each(iterations, || invoke_event(&state, &event)));
+            }
+            return;
+        }
+        if let Some(only) = only.strip_prefix(LAMBDA_EVENT) {
+            for (_, body) in messages.iter().filter(|(name, _)| name.starts_with(only)) {
+                let event = lambda_event(body);
+                runtime.block_on(time_each(iterations, || invoke_event(&state, &event)));
+            }
+            return;
+        }
         for (_, body) in messages.iter().filter(|(name, _)| name.starts_with(&only)) {
             runtime.block_on(time_each(iterations, || {
                 protocol::handle(&state, &origin, body)
@@ -184,34 +237,33 @@ fn main() {
         results.insert((*name).to_owned(), report(name, samples));
     }
     // The same messages inside API Gateway WebSocket events, as Lambda delivers them.
-    let event_text =
-        std::fs::read_to_string(support::repo().join("events/mcp-ping.json")).expect("event");
-    let template: Value = serde_json::from_str(&event_text).expect("JSON");
     for (name, body) in messages
         .iter()
         .filter(|(name, _)| !name.starts_with("envelope"))
     {
-        let mut event = template.clone();
-        event["body"] = Value::String(String::from_utf8(body.clone()).expect("UTF-8"));
-        let event = serde_json::to_vec(&event).expect("JSON");
-        let invoke = || async {
-            let payload: Value = serde_json::from_slice(&event).expect("event");
-            let response = mcp_aws_tools::gateway::lambda::handle(
-                &state,
-                lambda_runtime::LambdaEvent::new(payload, lambda_runtime::Context::default()),
-            )
-            .await
-            .expect("a response");
-            serde_json::to_vec(&response).expect("JSON")
-        };
-        let first = runtime.block_on(invoke());
+        let event = lambda_event(body);
+        let first = runtime.block_on(invoke_event(&state, &event));
         let first = String::from_utf8(first).expect("UTF-8");
         assert!(
             first.contains("\"statusCode\":200") && !first.contains("isError\\\":true"),
             "{name}: {first}"
         );
-        let samples = runtime.block_on(time_each(iterations, invoke));
-        let name = format!("Lambda event: {name}");
+        let samples = runtime.block_on(time_each(iterations, || invoke_event(&state, &event)));
+        let name = format!("{LAMBDA_EVENT}{name}");
+        let row = report(&name, samples);
+        results.insert(name, row);
+    }
+    // An HTTP API event (Streamable HTTP through API Gateway or a Function URL), as written.
+    for (name, file) in HTTP_EVENTS {
+        let event = std::fs::read(support::repo().join(file)).expect("event");
+        let first =
+            String::from_utf8(runtime.block_on(invoke_event(&state, &event))).expect("UTF-8");
+        assert!(
+            first.contains("\"statusCode\":200") && !first.contains("isError\\\":true"),
+            "{name}: {first}"
+        );
+        let samples = runtime.block_on(time_each(iterations, || invoke_event(&state, &event)));
+        let name = format!("{HTTP_EVENT}{name}");
         let row = report(&name, samples);
         results.insert(name, row);
     }
