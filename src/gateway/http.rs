@@ -241,6 +241,25 @@ fn headers_match(headers: &HeaderMap, body: &Value) -> Result<(), &'static str> 
     Ok(())
 }
 
+/// A reply's JSON-RPC error code (`error.code`, an integer), read without a tree of the reply:
+/// a tool's answer, which is most of a reply, is skipped unread (reading a `tools/call` reply into
+/// a tree took about 100,000 instructions, most of a Streamable HTTP request's).
+fn error_code(reply: &str) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        error: Option<Error>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Error {
+        code: Option<i64>,
+    }
+    // An object only: serde reads a struct from an array too.
+    if !reply.trim_start().starts_with('{') {
+        return None;
+    }
+    serde_json::from_str::<Reply>(reply).ok()?.error?.code
+}
+
 /// The status a 2026-07-28 JSON-RPC error is answered with (the specification's table).
 fn modern_status(code: i64) -> StatusCode {
     match code {
@@ -387,10 +406,7 @@ async fn mcp_endpoint(state: &AppState, request: HttpRequest<'_>) -> Response<St
         return accepted();
     };
     let status = match era {
-        mcp::Era::Modern => serde_json::from_str::<Value>(&reply)
-            .ok()
-            .and_then(|r| r["error"]["code"].as_i64())
-            .map_or(StatusCode::OK, modern_status),
+        mcp::Era::Modern => error_code(&reply).map_or(StatusCode::OK, modern_status),
         mcp::Era::Handshake => StatusCode::OK,
     };
     json_response(status, reply)
@@ -399,6 +415,40 @@ async fn mcp_endpoint(state: &AppState, request: HttpRequest<'_>) -> Response<St
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error code is what a tree of the reply holds at `error.code`, whatever the reply.
+    #[test]
+    fn a_replys_error_code_is_the_trees() {
+        let replies = [
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"message":"bad","code":-32601,"data":{"code":5}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"{\"error\":{\"code\":1}}"}],"isError":true}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":7}}}"#,
+            r#"{"error":{"code":1.5}}"#,
+            r#"{"error":{"code":18446744073709551615}}"#,
+            r#"{"error":{"code":-9223372036854775808}}"#,
+            r#"{"error":{"code":null}}"#,
+            r#"{"error":{"code":"-32602"}}"#,
+            r#"{"error":null}"#,
+            r#"{"error":"x"}"#,
+            r#"{"error":[{"code":1}]}"#,
+            r#"{"error":{}}"#,
+            r#"  {"error":{"code":0}}"#,
+            r#"[{"error":{"code":-32600}}]"#,
+            r#"[{"code":-32600}]"#,
+            r#"{}"#,
+            r#"[]"#,
+            r#"5"#,
+            r#"not json"#,
+        ];
+        for reply in replies {
+            let tree = serde_json::from_str::<Value>(reply)
+                .ok()
+                .and_then(|r| r["error"]["code"].as_i64());
+            assert_eq!(error_code(reply), tree, "{reply}");
+        }
+        assert_eq!(error_code(replies[0]), Some(-32602));
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
