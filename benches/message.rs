@@ -130,7 +130,7 @@ fn lambda_event(body: &[u8]) -> Vec<u8> {
 /// One invocation as lambda_runtime makes it: the event decoded (through serde_path_to_error,
 /// as the runtime decodes it), handled, and the response encoded.
 async fn invoke_event(state: &AppState, event: &[u8]) -> Vec<u8> {
-    let payload: Value =
+    let payload: Box<serde_json::value::RawValue> =
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(event))
             .expect("event");
     let response = mcp_aws_tools::gateway::lambda::handle(

@@ -8,6 +8,10 @@
 //! error, was about 200 KB of the Lambda build and most of an event's decoding time; these
 //! types have the fields the handler uses, with the same names, types and defaults. Responses
 //! are still aws_lambda_events' types.
+//!
+//! [`Probe`] reads, from an event's text, what tells the kinds apart and whether a WebSocket
+//! event holds the fields it must, so that [`super::lambda`] can read the event straight from
+//! its text into one of these types, without a tree of it first.
 
 use std::fmt;
 
@@ -122,6 +126,100 @@ pub struct RestApiContext {
     pub identity: Identity,
 }
 
+/// What an event's kind is told by, and the fields a WebSocket event must hold, each as the kind
+/// of JSON value it has; every other field is skipped unread. A field named twice fails the
+/// read, as does a `requestContext` that is neither an object nor `null`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Probe {
+    #[serde(default)]
+    pub request_context: Option<ProbeContext>,
+    #[serde(default)]
+    pub http_method: Seen,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProbeContext {
+    #[serde(default)]
+    pub connection_id: Seen,
+    #[serde(default)]
+    pub event_type: Seen,
+    #[serde(default)]
+    pub http: Seen,
+    #[serde(default)]
+    pub route_key: Seen,
+    #[serde(default)]
+    pub connected_at: Seen,
+    #[serde(default)]
+    pub request_time_epoch: Seen,
+}
+
+/// The kind of a field's value, as far as telling events apart and checking them needs it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Seen {
+    /// Not in the object.
+    #[default]
+    Absent,
+    Null,
+    String,
+    /// An integer that fits in an `i64`.
+    Integer,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Kind;
+        impl<'de> Visitor<'de> for Kind {
+            type Value = Seen;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any value")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Seen, E> {
+                Ok(Seen::Null)
+            }
+            fn visit_none<E: de::Error>(self) -> Result<Seen, E> {
+                Ok(Seen::Null)
+            }
+            fn visit_some<D: Deserializer<'de>>(self, inner: D) -> Result<Seen, D::Error> {
+                inner.deserialize_any(self)
+            }
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<Seen, E> {
+                Ok(Seen::String)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Seen, E> {
+                Ok(Seen::Integer)
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<Seen, E> {
+                Ok(if i64::try_from(value).is_ok() {
+                    Seen::Integer
+                } else {
+                    Seen::Other
+                })
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Seen, E> {
+                Ok(Seen::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Seen, E> {
+                Ok(Seen::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Seen, A::Error> {
+                while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+                Ok(Seen::Other)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Seen, A::Error> {
+                while map
+                    .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Seen::Other)
+            }
+        }
+        deserializer.deserialize_any(Kind)
+    }
+}
+
 /// `null` read as the type's default, as a missing field is.
 fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
@@ -170,10 +268,17 @@ fn headers<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderMap, D::E
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<HeaderMap, A::Error> {
             let mut headers = HeaderMap::with_capacity(map.size_hint().unwrap_or(0));
-            while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                    de::Error::invalid_value(de::Unexpected::Str(&name), &"a header name")
+            // The names as the object spells them: one given twice fails the read (an object
+            // read into a tree first keeps only its last value, which this would not).
+            let mut keys: Vec<std::borrow::Cow<'de, str>> = Vec::with_capacity(16);
+            while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                let name = HeaderName::from_bytes(key.as_bytes()).map_err(|_| {
+                    de::Error::invalid_value(de::Unexpected::Str(&key), &"a header name")
                 })?;
+                if headers.contains_key(&name) && keys.contains(&key) {
+                    return Err(de::Error::custom(format_args!("header {key} given twice")));
+                }
+                keys.push(key);
                 for value in map.next_value::<Values>()?.0 {
                     let value = HeaderValue::from_str(&value).map_err(|_| {
                         de::Error::invalid_value(de::Unexpected::Other("text"), &"a header value")

@@ -13,9 +13,10 @@ use lambda_runtime::layers::TracingLayer;
 use lambda_runtime::tower::{self, Service};
 use lambda_runtime::{Error, LambdaEvent, LambdaInvocation, Runtime, service_fn};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use tokio::sync::Notify;
 
-use super::event::{HttpApiEvent, RestApiEvent, WebSocketEvent};
+use super::event::{HttpApiEvent, Probe, RestApiEvent, Seen, WebSocketEvent};
 use crate::state::AppState;
 
 /// Serves events until the runtime stops, and warms the AWS side up ([`AppState::warm_up`]):
@@ -40,7 +41,7 @@ pub async fn run(state: Arc<AppState>) -> Result<(), Error> {
     }
     let state = &*state;
     let first_answered = &*first_answered;
-    let handler = service_fn(|event: LambdaEvent<Value>| async move {
+    let handler = service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
         let response = handle(state, event).await;
         // A permit for the warm-up task; after the first, nobody waits for one.
         first_answered.notify_one();
@@ -171,18 +172,25 @@ pub enum Response {
 }
 
 /// One invocation, WebSocket or HTTP: its response (metrics are written after it is posted,
-/// by [`after_invocation`]).
-pub async fn handle(state: &AppState, event: LambdaEvent<Value>) -> Result<Response, Error> {
-    Ok(dispatch(state, event.payload).await?)
+/// by [`after_invocation`]). The runtime hands the event over as its text, checked to be JSON.
+pub async fn handle(
+    state: &AppState,
+    event: LambdaEvent<Box<RawValue>>,
+) -> Result<Response, Error> {
+    Ok(dispatch(state, event.payload.get()).await?)
 }
 
-async fn dispatch(state: &AppState, payload: Value) -> Result<Response, EventError> {
-    if is_websocket(&payload) {
-        let event = decode_websocket(payload)?;
-        return Ok(Response::Proxy(super::handle(state, event).await));
-    }
-    state.metrics.note_invocation();
-    match decode_http(payload)? {
+async fn dispatch(state: &AppState, text: &str) -> Result<Response, EventError> {
+    let event = match decode(text)? {
+        Decoded::WebSocket(event) => {
+            return Ok(Response::Proxy(super::handle(state, event).await));
+        }
+        Decoded::Http(event) => {
+            state.metrics.note_invocation();
+            event?
+        }
+    };
+    match event {
         HttpEvent::V2(event) => {
             let body = body_of(event.body.as_deref(), event.is_base64_encoded)?;
             let context = &event.request_context;
@@ -246,11 +254,73 @@ async fn answer_http(
 }
 
 /// An HTTP event, as API Gateway or a Function URL delivers it.
+#[derive(Debug)]
 enum HttpEvent {
     /// HTTP API (payload 2.0) and Function URL events: `requestContext.http`.
     V2(HttpApiEvent),
     /// REST API events, and HTTP API events in payload 1.0: `httpMethod`.
     V1(RestApiEvent),
+}
+
+/// An event read: a WebSocket event, or an HTTP event or why it could not be read (an HTTP
+/// invocation is counted either way).
+#[derive(Debug)]
+enum Decoded {
+    WebSocket(WebSocketEvent),
+    Http(Result<HttpEvent, EventError>),
+}
+
+/// Reads an event from its text. An event that holds what its kind needs is read straight into
+/// its type ([`decode_text`]); any other, and any the straight read refuses, is read into a tree
+/// first ([`decode_tree`]), which names the fields at fault. Both give the same event.
+fn decode(text: &str) -> Result<Decoded, EventError> {
+    if let Some(event) = decode_text(text) {
+        return Ok(event);
+    }
+    let payload: Value =
+        serde_json::from_str(text).map_err(|err| EventError::NotJson(err.line(), err.column()))?;
+    decode_tree(payload)
+}
+
+/// The straight read: the event's kind and the WebSocket fields it must hold told from its text
+/// ([`Probe`], which skips every other field), then the event read into its type. `None` when
+/// either read fails or the event lacks what its kind needs; the tree then says why.
+fn decode_text(text: &str) -> Option<Decoded> {
+    let probe: Probe = serde_json::from_str(text).ok()?;
+    let context = probe.request_context.unwrap_or_default();
+    let websocket = context.connection_id != Seen::Absent
+        || context.event_type != Seen::Absent
+        || (context.http == Seen::Absent && probe.http_method == Seen::Absent);
+    if websocket {
+        let complete = [
+            (context.connection_id, Seen::String),
+            (context.route_key, Seen::String),
+            (context.connected_at, Seen::Integer),
+            (context.request_time_epoch, Seen::Integer),
+        ]
+        .iter()
+        .all(|(seen, wanted)| seen == wanted);
+        if !complete {
+            return None;
+        }
+        return serde_json::from_str(text).ok().map(Decoded::WebSocket);
+    }
+    let event = if context.http != Seen::Absent {
+        HttpEvent::V2(serde_json::from_str(text).ok()?)
+    } else {
+        HttpEvent::V1(serde_json::from_str(text).ok()?)
+    };
+    Some(Decoded::Http(Ok(event)))
+}
+
+/// The event read into a tree first: its kind told by the fields it has, then its fields read
+/// with their paths tracked, so that a refusal names each field at fault.
+fn decode_tree(payload: Value) -> Result<Decoded, EventError> {
+    if is_websocket(&payload) {
+        Ok(Decoded::WebSocket(decode_websocket(payload)?))
+    } else {
+        Ok(Decoded::Http(decode_http(payload)))
+    }
 }
 
 fn decode_http(payload: Value) -> Result<HttpEvent, EventError> {
@@ -299,6 +369,10 @@ pub enum EventError {
     Missing(Vec<&'static str>),
     #[error("{0} has the wrong type: {1}")]
     WrongType(String, String),
+    /// Text the runtime took for JSON that does not read as a value (a string with half of a
+    /// surrogate pair, nesting too deep), where.
+    #[error("the event is not JSON this function can read (line {0}, column {1})")]
+    NotJson(usize, usize),
 }
 
 impl From<serde_path_to_error::Error<serde_json::Error>> for EventError {
@@ -395,6 +469,190 @@ fn is_websocket(event: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// Every event in `events/` (WebSocket and HTTP, as API Gateway and Function URLs write them).
+    fn sample_events() -> Vec<(String, String)> {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/events");
+        let mut events = Vec::new();
+        for dir in [root.to_owned(), format!("{root}/http")] {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|e| e == "json") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    events.push((path.display().to_string(), text));
+                }
+            }
+        }
+        assert!(events.len() > 30, "{}", events.len());
+        events
+    }
+
+    /// What reading an event gives, as text to compare: the event's fields, or the error.
+    fn read(decoded: Result<Decoded, EventError>) -> String {
+        format!("{decoded:?}")
+    }
+
+    fn through_tree(text: &str) -> String {
+        read(decode_tree(serde_json::from_str(text).unwrap()))
+    }
+
+    /// The events API Gateway sends are read straight from their text, not through a tree.
+    #[test]
+    fn events_as_api_gateway_writes_them_are_read_straight_from_their_text() {
+        for (name, text) in sample_events() {
+            let straight =
+                decode_text(&text).unwrap_or_else(|| panic!("{name}: not read straight"));
+            assert_eq!(read(Ok(straight)), through_tree(&text), "{name}");
+        }
+    }
+
+    /// Each value at `path` replaced by each of `values`, and removed.
+    fn variants(event: &Value) -> Vec<Value> {
+        let kinds = [
+            Value::Null,
+            json!(5),
+            json!(-5),
+            json!(1.5),
+            json!(9_223_372_036_854_775_808_u64),
+            json!("x"),
+            json!(""),
+            json!({}),
+            json!([]),
+            json!(["a", "b"]),
+            json!({"connectionId": "c"}),
+            json!(true),
+        ];
+        let mut out = Vec::new();
+        let mut paths = Vec::new();
+        fn walk(value: &Value, path: &mut Vec<String>, paths: &mut Vec<Vec<String>>) {
+            if let Value::Object(map) = value {
+                for (key, inner) in map {
+                    path.push(key.clone());
+                    paths.push(path.clone());
+                    walk(inner, path, paths);
+                    path.pop();
+                }
+            }
+        }
+        walk(event, &mut Vec::new(), &mut paths);
+        for path in paths {
+            let (last, parents) = path.split_last().unwrap();
+            fn at<'a>(
+                event: &'a mut Value,
+                parents: &[String],
+            ) -> &'a mut serde_json::Map<String, Value> {
+                parents
+                    .iter()
+                    .fold(event, |value, key| &mut value[key.as_str()])
+                    .as_object_mut()
+                    .unwrap()
+            }
+            let mut removed = event.clone();
+            at(&mut removed, parents).remove(last);
+            out.push(removed);
+            for kind in &kinds {
+                let mut changed = event.clone();
+                at(&mut changed, parents).insert(last.clone(), kind.clone());
+                out.push(changed);
+            }
+        }
+        // Fields that tell the kinds apart, added where an event has none.
+        for (parent, key) in [
+            (None, "httpMethod"),
+            (Some("requestContext"), "connectionId"),
+            (Some("requestContext"), "eventType"),
+            (Some("requestContext"), "http"),
+        ] {
+            for kind in [Value::Null, json!("GET"), json!({"method": "POST"})] {
+                let mut added = event.clone();
+                let target = match parent {
+                    Some(parent) => added.get_mut(parent).and_then(Value::as_object_mut),
+                    None => added.as_object_mut(),
+                };
+                if let Some(target) = target {
+                    target.insert(key.to_owned(), kind);
+                    out.push(added);
+                }
+            }
+        }
+        out
+    }
+
+    /// A member given a second time, ahead of the first, wherever `"name":` appears: the tree
+    /// keeps the last; the straight read must not differ.
+    fn duplicated(text: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        for (at, _) in text.match_indices("\":") {
+            let Some(start) = text[..at].rfind('"') else {
+                continue;
+            };
+            let key = &text[start..=at];
+            let Some(open) = text[..start].rfind(['{', ',']) else {
+                continue;
+            };
+            for value in ["\"dup\"", "1", "null", "{}"] {
+                let mut copy = text.to_owned();
+                copy.insert_str(open + 1, &format!("{key}:{value},"));
+                out.push(copy);
+            }
+            // The same header name in another case: both are kept, in the text's order.
+            let lower = key.to_lowercase();
+            if lower != key {
+                let mut copy = text.to_owned();
+                copy.insert_str(open + 1, &format!("{lower}:\"dup\","));
+                out.push(copy);
+            }
+        }
+        out
+    }
+
+    /// Whatever an event holds, reading it from its text gives what reading it through a tree
+    /// gives: the same fields, or the same error naming the same fields.
+    #[test]
+    fn an_event_read_from_its_text_is_what_the_tree_reads() {
+        let mut texts = Vec::new();
+        for (_, text) in sample_events() {
+            let event: Value = serde_json::from_str(&text).unwrap();
+            let compact = event.to_string();
+            // A `"name":` inside a string (the body's own JSON) makes no JSON when copied.
+            texts.extend(
+                duplicated(&compact)
+                    .into_iter()
+                    .filter(|text| serde_json::from_str::<Value>(text).is_ok()),
+            );
+            texts.extend(variants(&event).iter().map(Value::to_string));
+            texts.push(compact);
+        }
+        texts.push("{}".to_owned());
+        texts.push("[]".to_owned());
+        texts.push("5".to_owned());
+        texts.push("null".to_owned());
+        texts.push(r#"{"requestContext":5}"#.to_owned());
+        let mut straight = 0;
+        for text in &texts {
+            if decode_text(text).is_some() {
+                straight += 1;
+            }
+            assert_eq!(read(decode(text)), through_tree(text), "{text}");
+        }
+        // Most variants are still events that can be read straight.
+        assert!(straight > texts.len() / 4, "{straight} of {}", texts.len());
+    }
+
+    /// Text the runtime accepts as JSON that no value can be read from is refused with where it
+    /// is, whatever the event: never a panic.
+    #[test]
+    fn text_that_reads_as_no_value_is_refused() {
+        let lone = r#"{"requestContext":{"connectionId":"c"},"body":"\ud800"}"#;
+        let err = decode(lone).unwrap_err();
+        assert!(matches!(err, EventError::NotJson(1, _)), "{err:?}");
+        assert!(
+            err.to_string().starts_with("the event is not JSON"),
+            "{err}"
+        );
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        assert!(matches!(decode(&deep), Err(EventError::NotJson(..))));
+    }
 
     #[test]
     fn every_missing_field_is_named_with_its_path() {

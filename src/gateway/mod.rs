@@ -157,7 +157,7 @@ fn ok(body: Option<String>) -> ApiGatewayProxyResponse {
 /// `invoke`: runs one event (JSON) as Lambda would (WebSocket, or HTTP for `/api/metrics`) and
 /// returns the response as JSON.
 pub async fn invoke(state: &AppState, event_json: &str) -> Result<String, lambda_runtime::Error> {
-    let event: serde_json::Value = serde_json::from_str(event_json)?;
+    let event: Box<serde_json::value::RawValue> = serde_json::from_str(event_json)?;
     let context = lambda_runtime::Context::default();
     let request_id = context.request_id.clone();
     let response = lambda::handle(state, lambda_runtime::LambdaEvent::new(event, context)).await;
