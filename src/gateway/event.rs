@@ -138,6 +138,13 @@ pub struct Probe {
     pub http_method: Seen,
 }
 
+impl Probe {
+    /// What `of` says of `requestContext` (an object), or absent when the event has none.
+    pub fn context(&self, of: fn(&ProbeContext) -> Seen) -> Seen {
+        self.request_context.as_ref().map_or(Seen::Absent, of)
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProbeContext {
@@ -155,7 +162,8 @@ pub struct ProbeContext {
     pub request_time_epoch: Seen,
 }
 
-/// The kind of a field's value, as far as telling events apart and checking them needs it.
+/// The kind of a field's value, as far as telling events apart and checking them needs it:
+/// read from an event's text ([`Probe`]) or from its tree ([`Seen::of`]), the same either way.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub enum Seen {
     /// Not in the object.
@@ -165,7 +173,22 @@ pub enum Seen {
     String,
     /// An integer that fits in an `i64`.
     Integer,
+    Object,
     Other,
+}
+
+impl Seen {
+    /// The kind of a value of a tree.
+    pub fn of(value: &serde_json::Value) -> Seen {
+        use serde_json::Value;
+        match value {
+            Value::Null => Seen::Null,
+            Value::String(_) => Seen::String,
+            Value::Number(number) if number.is_i64() => Seen::Integer,
+            Value::Object(_) => Seen::Object,
+            Value::Number(_) | Value::Bool(_) | Value::Array(_) => Seen::Other,
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Seen {
@@ -213,7 +236,7 @@ impl<'de> Deserialize<'de> for Seen {
                     .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
                     .is_some()
                 {}
-                Ok(Seen::Other)
+                Ok(Seen::Object)
             }
         }
         deserializer.deserialize_any(Kind)

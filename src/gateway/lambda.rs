@@ -287,25 +287,23 @@ fn decode(text: &str) -> Result<Decoded, EventError> {
 /// either read fails or the event lacks what its kind needs; the tree then says why.
 fn decode_text(text: &str) -> Option<Decoded> {
     let probe: Probe = serde_json::from_str(text).ok()?;
-    let context = probe.request_context.unwrap_or_default();
-    let websocket = context.connection_id != Seen::Absent
-        || context.event_type != Seen::Absent
-        || (context.http == Seen::Absent && probe.http_method == Seen::Absent);
+    let present = |seen: Seen| seen != Seen::Absent;
+    let websocket = is_websocket_by(Markers {
+        connection_id: present(probe.context(|c| c.connection_id)),
+        event_type: present(probe.context(|c| c.event_type)),
+        http: present(probe.context(|c| c.http)),
+        http_method: present(probe.http_method),
+    });
     if websocket {
-        let complete = [
-            (context.connection_id, Seen::String),
-            (context.route_key, Seen::String),
-            (context.connected_at, Seen::Integer),
-            (context.request_time_epoch, Seen::Integer),
-        ]
-        .iter()
-        .all(|(seen, wanted)| seen == wanted);
+        let complete = WEBSOCKET_FIELDS
+            .iter()
+            .all(|(_, wanted, seen)| seen(&probe) == *wanted);
         if !complete {
             return None;
         }
         return serde_json::from_str(text).ok().map(Decoded::WebSocket);
     }
-    let event = if context.http != Seen::Absent {
+    let event = if present(probe.context(|c| c.http)) {
         HttpEvent::V2(serde_json::from_str(text).ok()?)
     } else {
         HttpEvent::V1(serde_json::from_str(text).ok()?)
@@ -382,37 +380,35 @@ impl From<serde_path_to_error::Error<serde_json::Error>> for EventError {
 }
 
 /// What a WebSocket event must hold: API Gateway always sends these, and the handler needs
-/// them (the connection a message belongs to, and the route). Path, and the type expected.
-const WEBSOCKET_FIELDS: [(&str, Kind); 5] = [
-    ("requestContext", Kind::Object),
-    ("requestContext.connectionId", Kind::String),
-    ("requestContext.routeKey", Kind::String),
-    ("requestContext.connectedAt", Kind::Millis),
-    ("requestContext.requestTimeEpoch", Kind::Millis),
+/// them (the connection a message belongs to, and the route). Path, the kind of value expected,
+/// and what the probe saw there, for the straight read.
+type Field = (&'static str, Seen, fn(&Probe) -> Seen);
+
+const WEBSOCKET_FIELDS: [Field; 5] = [
+    ("requestContext", Seen::Object, |p| {
+        p.context(|_| Seen::Object)
+    }),
+    ("requestContext.connectionId", Seen::String, |p| {
+        p.context(|c| c.connection_id)
+    }),
+    ("requestContext.routeKey", Seen::String, |p| {
+        p.context(|c| c.route_key)
+    }),
+    ("requestContext.connectedAt", Seen::Integer, |p| {
+        p.context(|c| c.connected_at)
+    }),
+    ("requestContext.requestTimeEpoch", Seen::Integer, |p| {
+        p.context(|c| c.request_time_epoch)
+    }),
 ];
 
-#[derive(Clone, Copy)]
-enum Kind {
-    Object,
-    String,
-    Millis,
-}
-
-impl Kind {
-    fn matches(self, value: &Value) -> bool {
-        match self {
-            Kind::Object => value.is_object(),
-            Kind::String => value.is_string(),
-            Kind::Millis => value.is_i64(),
-        }
-    }
-
-    fn expected(self) -> &'static str {
-        match self {
-            Kind::Object => "expected an object",
-            Kind::String => "expected a string",
-            Kind::Millis => "expected an integer (milliseconds since the epoch)",
-        }
+/// What a refusal says a field of the wrong kind should have been.
+fn expected(kind: Seen) -> &'static str {
+    match kind {
+        Seen::Object => "expected an object",
+        Seen::String => "expected a string",
+        Seen::Integer => "expected an integer (milliseconds since the epoch)",
+        Seen::Absent | Seen::Null | Seen::Other => "expected a value",
     }
 }
 
@@ -430,39 +426,55 @@ pub fn decode_websocket(payload: Value) -> Result<WebSocketEvent, EventError> {
         Some(context) if !context.is_object() => {
             return Err(EventError::WrongType(
                 "requestContext".into(),
-                Kind::Object.expected().into(),
+                expected(Seen::Object).into(),
             ));
         }
         Some(_) => {}
     }
     let missing: Vec<&'static str> = WEBSOCKET_FIELDS
         .iter()
-        .filter(|(path, _)| at(&payload, path).is_none())
-        .map(|(path, _)| *path)
+        .filter(|(path, ..)| at(&payload, path).is_none())
+        .map(|(path, ..)| *path)
         .collect();
     if !missing.is_empty() {
         return Err(EventError::Missing(missing));
     }
-    if let Some((path, kind)) = WEBSOCKET_FIELDS
+    if let Some((path, kind, _)) = WEBSOCKET_FIELDS
         .iter()
-        .find(|(path, kind)| at(&payload, path).is_some_and(|v| !kind.matches(v)))
+        .find(|(path, kind, _)| at(&payload, path).is_some_and(|v| Seen::of(v) != *kind))
     {
         return Err(EventError::WrongType(
             (*path).to_owned(),
-            kind.expected().to_owned(),
+            expected(*kind).to_owned(),
         ));
     }
     Ok(serde_path_to_error::deserialize(payload)?)
 }
 
+/// Which of the fields that tell the kinds of event apart an event has (a field given as `null`
+/// is there).
+struct Markers {
+    connection_id: bool,
+    event_type: bool,
+    http: bool,
+    http_method: bool,
+}
+
 /// WebSocket events carry a connection id and an event type (CONNECT, MESSAGE, DISCONNECT);
 /// HTTP API and Function URL events carry `requestContext.http`, REST API events an
 /// `httpMethod`.
+fn is_websocket_by(markers: Markers) -> bool {
+    markers.connection_id || markers.event_type || (!markers.http && !markers.http_method)
+}
+
 fn is_websocket(event: &Value) -> bool {
     let context = &event["requestContext"];
-    context.get("connectionId").is_some()
-        || context.get("eventType").is_some()
-        || (context.get("http").is_none() && event.get("httpMethod").is_none())
+    is_websocket_by(Markers {
+        connection_id: context.get("connectionId").is_some(),
+        event_type: context.get("eventType").is_some(),
+        http: context.get("http").is_some(),
+        http_method: event.get("httpMethod").is_some(),
+    })
 }
 
 #[cfg(test)]
