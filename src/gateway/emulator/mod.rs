@@ -60,6 +60,13 @@ pub const MAX_CONNECTION_DURATION: Duration = Duration::from_secs(2 * 60 * 60);
 pub const MAX_IN_FLIGHT: usize = 8;
 /// Bytes of replies queued for one connection; handling pauses beyond this.
 pub const MAX_QUEUED_BYTES: usize = 512 * 1024;
+/// Replies up to this size go out as one buffer (the frame's head and the reply copied into
+/// the connection's write buffer, one `send`), larger ones as two slices (`writev`).
+/// fastwebsockets' default, 1 KB, sent a `tools/call` reply (about 1 KB) with `writev`, which
+/// cost `serve` about 0.6 µs more CPU a message than the copy and `send` (closed loop, 15
+/// rounds each: 12.5 against 11.9 µs). The write buffer each connection keeps grows to at
+/// most this and a frame's head.
+const WRITEV_THRESHOLD: usize = 4096;
 /// How long connections get to close and run `$disconnect` when `serve` stops.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -492,6 +499,7 @@ async fn run(
     // Single frames over the limit are refused before they are read (fastwebsockets refuses a
     // frame of max_message_size bytes or more); fragmented messages are counted below.
     socket.set_max_message_size(MAX_MESSAGE_BYTES + 1);
+    socket.set_writev_threshold(WRITEV_THRESHOLD);
     let (mut reader, mut writer) = socket.split(tokio::io::split);
     let (frames, mut queued) = mpsc::unbounded_channel::<Outgoing>();
     let outbox = Outbox {
