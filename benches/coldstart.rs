@@ -5,7 +5,9 @@
 //! hello-world (`examples/hello.rs`) built in the same run, as the reference. Spawns are
 //! interleaved. Events: `tools/list`, and `tools/call aws_get_account_info` against moto (warmed
 //! first, since moto is slow on its first call). Also the peak RSS (VmHWM) of each function
-//! process after its first response.
+//! process after its first response, and, after each `get_account_info` spawn, how long moto
+//! itself takes to answer a GetCallerIdentity on a new connection (sent by the benchmark), which
+//! the cold `get_account_info` waits for.
 //!
 //! Then warm invocations, event in to response out through the same emulator: `ping`,
 //! `tools/list` and a cached `get_account_info` on one warm function, and the hello-world's
@@ -69,6 +71,68 @@ fn lambda_command(binary: &Path, api: &RuntimeApi, home: &Path, env: &[(&str, &s
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     command
+}
+
+/// moto's own answer to a GetCallerIdentity, as the function's first call makes it: a new
+/// connection, the query form, the function's access key id in the `Authorization` header
+/// (moto does not check the signature unless told to), until the whole answer is read.
+async fn moto_answer(port: u16) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = "Action=GetCallerIdentity&Version=2011-06-15";
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
+         Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
+         X-Amz-Date: 20261207T000000Z\r\n\
+         Authorization: AWS4-HMAC-SHA256 \
+         Credential=ASIACOLDSTARTEXAMPLE/20261207/us-east-1/sts/aws4_request, \
+         SignedHeaders=content-type;host;x-amz-date, Signature={signature}\r\n\
+         Content-Length: {length}\r\nConnection: close\r\n\r\n{body}",
+        signature = "0".repeat(64),
+        length = body.len(),
+    );
+    let started = Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect to moto");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send to moto");
+    // Read to the end of the body (its Content-Length), not to the connection's close.
+    let mut answer = Vec::new();
+    let read_whole = async {
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut chunk).await.expect("read moto's answer");
+            answer.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&answer);
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|line| {
+                        line.to_ascii_lowercase()
+                            .strip_prefix("content-length:")
+                            .map(|v| v.trim().parse::<usize>())
+                    })
+                    .and_then(Result::ok);
+                if n == 0 || length.is_some_and(|length| body.len() >= length) {
+                    break;
+                }
+            } else if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read_whole)
+        .await
+        .expect("moto answers within 30 s");
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") && answer.contains("GetCallerIdentityResult"),
+        "moto's answer: {answer}"
+    );
+    took
 }
 
 /// One cold start: spawn, wait for the first response, read the peak RSS, kill.
@@ -146,7 +210,7 @@ async fn warm_invocations_of<'a>(
     results
 }
 
-fn stats(samples: &[Sample], pick: impl Fn(&Sample) -> f64) -> Value {
+fn stats<T>(samples: &[T], pick: impl Fn(&T) -> f64) -> Value {
     let mut values: Vec<f64> = samples.iter().map(pick).collect();
     values.sort_by(f64::total_cmp);
     let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
@@ -223,18 +287,20 @@ fn main() {
         Value::Object(report)
     });
 
-    let (hello_samples, list_samples, info_samples) = runtime.block_on(async {
+    let (hello_samples, list_samples, info_samples, moto_samples) = runtime.block_on(async {
         // moto's first answers are slow: warm it.
         for _ in 0..3 {
             cold_start(&ours, &account_info, &moto_env).await;
         }
         let (mut hello_s, mut list_s, mut info_s) = (Vec::new(), Vec::new(), Vec::new());
+        let mut moto_s = Vec::new();
         for _ in 0..spawns {
             hello_s.push(cold_start(&hello, &tools_list, &[]).await);
             list_s.push(cold_start(&ours, &tools_list, &moto_env).await);
             info_s.push(cold_start(&ours, &account_info, &moto_env).await);
+            moto_s.push(moto_answer(moto.port).await);
         }
-        (hello_s, list_s, info_s)
+        (hello_s, list_s, info_s, moto_s)
     });
 
     let summary = |samples: &[Sample]| {
@@ -250,6 +316,9 @@ fn main() {
         v[v.len() / 2]
     };
     let hello_response = median(&hello_samples, |s| s.first_response);
+    let info_response = median(&info_samples, |s| s.first_response);
+    let moto_summary = stats(&moto_samples, |took| ms(*took));
+    let moto_median = moto_summary["median"].as_f64().unwrap_or(0.0);
     let hello_init = median(&hello_samples, |s| s.init);
     let results = json!({
         "spawns": spawns,
@@ -258,7 +327,13 @@ fn main() {
         "get_account_info": summary(&info_samples),
         "ratio_first_response": {
             "tools_list": median(&list_samples, |s| s.first_response) / hello_response,
-            "get_account_info": median(&info_samples, |s| s.first_response) / hello_response,
+            "get_account_info": info_response / hello_response,
+        },
+        // moto's own answer time, measured beside the spawns, and the cold get_account_info
+        // with it taken away: what the function itself spends, against the hello-world.
+        "moto_get_caller_identity_ms": moto_summary,
+        "ratio_first_response_beyond_moto": {
+            "get_account_info": (info_response - moto_median) / hello_response,
         },
         "ratio_init": {
             "tools_list": median(&list_samples, |s| s.init) / hello_init,
