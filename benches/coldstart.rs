@@ -75,64 +75,53 @@ fn lambda_command(binary: &Path, api: &RuntimeApi, home: &Path, env: &[(&str, &s
 
 /// moto's own answer to a GetCallerIdentity, as the function's first call makes it: a new
 /// connection, the query form, the function's access key id in the `Authorization` header
-/// (moto does not check the signature unless told to), until the whole answer is read.
+/// (moto does not check the signature unless told to), until the whole body is read.
 async fn moto_answer(port: u16) -> Duration {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let body = "Action=GetCallerIdentity&Version=2011-06-15";
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\
-         Content-Type: application/x-www-form-urlencoded; charset=utf-8\r\n\
-         X-Amz-Date: 20261207T000000Z\r\n\
-         Authorization: AWS4-HMAC-SHA256 \
-         Credential=ASIACOLDSTARTEXAMPLE/20261207/us-east-1/sts/aws4_request, \
-         SignedHeaders=content-type;host;x-amz-date, Signature={signature}\r\n\
-         Content-Length: {length}\r\nConnection: close\r\n\r\n{body}",
-        signature = "0".repeat(64),
-        length = body.len(),
-    );
-    let started = Instant::now();
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect to moto");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send to moto");
-    // Read to the end of the body (its Content-Length), not to the connection's close.
-    let mut answer = Vec::new();
-    let read_whole = async {
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut chunk).await.expect("read moto's answer");
-            answer.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&answer);
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .find_map(|line| {
-                        line.to_ascii_lowercase()
-                            .strip_prefix("content-length:")
-                            .map(|v| v.trim().parse::<usize>())
-                    })
-                    .and_then(Result::ok);
-                if n == 0 || length.is_some_and(|length| body.len() >= length) {
-                    break;
-                }
-            } else if n == 0 {
-                break;
-            }
-        }
+    use http_body_util::{BodyExt, Full};
+    let request = http::Request::post("/")
+        .header("host", format!("127.0.0.1:{port}"))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .header("x-amz-date", "20261207T000000Z")
+        .header(
+            "authorization",
+            format!(
+                "AWS4-HMAC-SHA256 Credential=ASIACOLDSTARTEXAMPLE/20261207/us-east-1/sts/aws4_request, \
+                 SignedHeaders=content-type;host;x-amz-date, Signature={}",
+                "0".repeat(64)
+            ),
+        )
+        .body(Full::new(bytes::Bytes::from_static(
+            b"Action=GetCallerIdentity&Version=2011-06-15",
+        )))
+        .expect("request");
+    let exchange = async {
+        let started = Instant::now();
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect to moto");
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .expect("handshake");
+        let connection = tokio::spawn(connection);
+        let response = sender.send_request(request).await.expect("moto's answer");
+        let status = response.status();
+        let body = response.into_body().collect().await.expect("its body");
+        let took = started.elapsed();
+        connection.abort();
+        let body = String::from_utf8_lossy(&body.to_bytes()).into_owned();
+        assert!(
+            status == http::StatusCode::OK && body.contains("GetCallerIdentityResult"),
+            "moto's answer: {status} {body}"
+        );
+        took
     };
-    tokio::time::timeout(Duration::from_secs(30), read_whole)
+    tokio::time::timeout(Duration::from_secs(30), exchange)
         .await
-        .expect("moto answers within 30 s");
-    let took = started.elapsed();
-    let answer = String::from_utf8_lossy(&answer);
-    assert!(
-        answer.starts_with("HTTP/1.1 200") && answer.contains("GetCallerIdentityResult"),
-        "moto's answer: {answer}"
-    );
-    took
+        .expect("moto answers within 30 s")
 }
 
 /// One cold start: spawn, wait for the first response, read the peak RSS, kill.

@@ -243,7 +243,7 @@ fn headers_match(headers: &HeaderMap, body: &Value) -> Result<(), &'static str> 
 
 /// A reply's JSON-RPC error code (`error.code`, an integer), read without a tree of the reply:
 /// a tool's answer, which is most of a reply, is skipped unread (reading a `tools/call` reply into
-/// a tree took about 100,000 instructions, most of a Streamable HTTP request's).
+/// a tree took about 60,000 of the 342,000 instructions an HTTP API event carrying it cost).
 fn error_code(reply: &str) -> Option<i64> {
     #[derive(serde::Deserialize)]
     struct Reply {
