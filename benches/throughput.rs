@@ -5,8 +5,12 @@
 //! request in flight on each of 16 connections): `ping`, the envelope's `aws/get-credentials`
 //! and `tools/call aws_get_credentials` through `serve`, and the envelope's
 //! `aws/get-credentials` through the reference document's tool in Python
-//! (benches/reference/aws_tools_server.py), with the ratios between them. Then the peak RSS
-//! (VmHWM) of `serve`.
+//! (benches/reference/aws_tools_server.py), with the ratios between them. Two more rows in the
+//! same rounds say where a ratio's limit lies: the envelope's call through a second `serve`
+//! whose per-message log records are off, and `ping` through a WebSocket echo on `serve`'s
+//! stack (this program in a process of its own: tokio, hyper's upgrade, fastwebsockets, and
+//! nothing else), the most any server on that stack reaches with this client on this machine.
+//! Then the peak RSS (VmHWM) of `serve`.
 //!
 //! `cargo bench --bench throughput` (`BENCH_CONNECTIONS`, default 64; `BENCH_MESSAGES`, default
 //! 2,000 per connection; `BENCH_WINDOW`, default 16; `BENCH_CLOSED_CONNECTIONS`, default 16;
@@ -22,6 +26,7 @@ mod support;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -260,7 +265,99 @@ impl Reference {
     }
 }
 
+/// Set in the environment of the echo's process.
+const ECHO_SERVER: &str = "BENCH_ECHO_SERVER";
+
+/// The WebSocket echo: this program again, in a process of its own (as `serve` and the
+/// reference are, so that its CPU time is its own and not the client's).
+struct Echo {
+    helper: support::Helper,
+    url: String,
+}
+
+impl Echo {
+    fn start() -> Echo {
+        let program = std::env::current_exe().expect("this program");
+        let helper = support::Helper::start(
+            std::process::Command::new(program).env(ECHO_SERVER, "1"),
+            "the WebSocket echo",
+        );
+        Echo {
+            url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
+            helper,
+        }
+    }
+}
+
+/// The echo's process: `serve`'s WebSocket stack (tokio's multi-threaded runtime, a connection
+/// per task with Nagle off, hyper's HTTP/1.1 upgrade, fastwebsockets) answering each text
+/// message with its own text, and doing nothing else. Prints its port as a JSON line, and
+/// runs until its stdin closes (as the other helpers do: also when the benchmark is killed).
+fn echo_server() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        println!("{}", json!({ "port": port }));
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|mut request| async move {
+                    let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request)?;
+                    tokio::spawn(async move {
+                        if let Ok(socket) = upgrade.await {
+                            echo(socket).await;
+                        }
+                    });
+                    Ok::<_, WebSocketError>(response)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    });
+}
+
+/// Each text frame back as it came (fastwebsockets answers pings and closes itself).
+async fn echo<S>(mut socket: fastwebsockets::WebSocket<S>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    loop {
+        let text = match socket.read_frame().await {
+            Ok(frame) if frame.opcode == OpCode::Text => frame.payload.to_vec(),
+            Ok(frame) if frame.opcode == OpCode::Close => return,
+            Ok(_) => continue,
+            Err(_) => return,
+        };
+        if socket
+            .write_frame(Frame::text(Payload::Owned(text)))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
 fn main() {
+    if std::env::var_os(ECHO_SERVER).is_some() {
+        return echo_server();
+    }
     let connections = support::bench_setting("BENCH_CONNECTIONS", 64);
     let messages = support::bench_setting("BENCH_MESSAGES", 2000);
     let window = support::bench_setting("BENCH_WINDOW", 16);
@@ -279,8 +376,8 @@ fn main() {
         ("AWS_REGION", "us-east-1"),
     ];
     let reference = Reference::start(&credentials);
-    let server = support::Server::start(&[
-        ("AWS_ENDPOINT_URL", &moto.url),
+    let serve_env = [
+        ("AWS_ENDPOINT_URL", moto.url.as_str()),
         ("AWS_ACCESS_KEY_ID", "AKIATHROUGHPUTEXAMPL"),
         (
             "AWS_SECRET_ACCESS_KEY",
@@ -291,19 +388,37 @@ fn main() {
         ("RATE_LIMIT_BURST", "1000000"),
         ("CREDENTIAL_RATE_LIMIT_PER_MINUTE", "60000000"),
         ("CREDENTIAL_RATE_LIMIT_BURST", "1000000"),
-    ]);
-    // Its logs are read and dropped, as the reference's are.
+    ];
+    let server = support::Server::start(&serve_env);
+    // The same, without a record per message (and without the span of each event that they
+    // carry): what the log costs a message.
+    let unlogged = support::Server::start(
+        &[
+            &serve_env[..],
+            &[(
+                "RUST_LOG",
+                "info,mcp_aws_tools::protocol=warn,mcp_aws_tools::gateway=warn",
+            )],
+        ]
+        .concat(),
+    );
+    let echo = Echo::start();
+    // Their logs are read and dropped, as the reference's are.
     server.logs.discard();
+    unlogged.logs.discard();
     let url = server.ws_url();
+    let unlogged_url = unlogged.ws_url();
     let results = runtime.block_on(async {
         // Warm up: connections, moto's first answers.
         run(&url, 4, 50, 4, bound, tool_mix).await;
         let (serve_pid, reference_pid) = (server.pid(), reference.helper.child.id());
-        let mixes: [(&str, &str, u32, Make); 4] = [
+        let mixes: [(&str, &str, u32, Make); 6] = [
             ("ping", &url, serve_pid, ping),
             ("envelope_get_credentials", &url, serve_pid, envelope_get_credentials),
             ("tools_call_get_credentials", &url, serve_pid, tools_call_get_credentials),
             ("reference_envelope_get_credentials", &reference.url, reference_pid, envelope_get_credentials),
+            ("unlogged_envelope_get_credentials", &unlogged_url, unlogged.pid(), envelope_get_credentials),
+            ("echo_ping", &echo.url, echo.helper.child.id(), ping),
         ];
         if let Ok(only) = std::env::var("BENCH_ONLY") {
             let (_, target, pid, make) = mixes
@@ -394,6 +509,8 @@ fn main() {
             "envelope_get_credentials_to_reference": ratio("envelope_get_credentials", "reference_envelope_get_credentials"),
             "envelope_get_credentials_to_ping": ratio("envelope_get_credentials", "ping"),
             "tools_call_get_credentials_to_ping": ratio("tools_call_get_credentials", "ping"),
+            "unlogged_envelope_get_credentials_to_reference": ratio("unlogged_envelope_get_credentials", "reference_envelope_get_credentials"),
+            "echo_ping_to_reference": ratio("echo_ping", "reference_envelope_get_credentials"),
         });
         let mut closed_report = serde_json::Map::new();
         for (name, _, _, _) in &mixes {

@@ -240,11 +240,16 @@ w(f"Closed loop: {closed['connections']} connections, one request in flight on e
 w(f"the same client for every row, rows interleaved over {closed['rounds']} rounds; each row shows its median round, and each")
 w("ratio is the median of the ratios within a round (their range in brackets). The reference is the")
 w("reference document's `aws/get-credentials` written in Python (`benches/reference/aws_tools_server.py`: the")
-w("`websockets` server, environment credentials, a log record per call), with the same credentials.")
+w("`websockets` server, environment credentials, a log record per call), with the same credentials. Two rows")
+w("say where the ratios' limit lies: the same call through a second `serve` whose record per message (and the")
+w("span of each event it carries) is off (`RUST_LOG=info,mcp_aws_tools::protocol=warn,mcp_aws_tools::gateway=warn`),")
+w("and `ping` through a WebSocket echo on `serve`'s stack (tokio's multi-threaded runtime, hyper's upgrade,")
+w("fastwebsockets; each message answered with its own text, nothing else: the bench in a process of its own),")
+w("the most a server on that stack reaches with this client on these two cores.")
 w("")
 w("| request | through | messages/s (median round) | every round | p50 ms | p99 ms | server CPU µs/message | client CPU µs/message | errors |")
 w("|---|---|---|---|---|---|---|---|---|")
-for key, label, through in [("ping", "ping", "serve"), ("envelope_get_credentials", "envelope aws/get-credentials", "serve"), ("tools_call_get_credentials", "tools/call aws_get_credentials", "serve"), ("reference_envelope_get_credentials", "envelope aws/get-credentials", "Python reference")]:
+for key, label, through in [("ping", "ping", "serve"), ("envelope_get_credentials", "envelope aws/get-credentials", "serve"), ("tools_call_get_credentials", "tools/call aws_get_credentials", "serve"), ("reference_envelope_get_credentials", "envelope aws/get-credentials", "Python reference"), ("unlogged_envelope_get_credentials", "envelope aws/get-credentials", "serve, no record per message"), ("echo_ping", "ping", "WebSocket echo")]:
     t = closed["runs"][key]
     rounds = ", ".join(fmt(x, 0) for x in t["rounds_messages_per_second"])
     w(f"| {label} | {through} | {fmt(t['messages_per_second'], 0)} | {rounds} | {fmt(t['latency_ms']['p50'], 3)} | {fmt(t['latency_ms']['p99'], 3)} "
@@ -256,6 +261,8 @@ def spread(name, digits=2):
     return f"{fmt(x['median'], digits)}x ({fmt(x['min'], digits)}x to {fmt(x['max'], digits)}x)"
 w(f"Envelope get-credentials to the Python reference: {spread('envelope_get_credentials_to_reference')}; to ping: {spread('envelope_get_credentials_to_ping', 3)};")
 w(f"tools/call get-credentials to ping: {spread('tools_call_get_credentials_to_ping', 3)}.")
+w(f"Without the record per message, envelope get-credentials to the Python reference: {spread('unlogged_envelope_get_credentials_to_reference')};")
+w(f"the echo's ping to it: {spread('echo_ping_to_reference')}.")
 w("")
 w("CPU per message is the server's process (every thread, from the scheduler's `schedstat`) and the client's, over")
 w("the round, divided by its messages. The Python reference's server CPU per message to `serve`'s, envelope")
