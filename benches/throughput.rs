@@ -236,16 +236,26 @@ fn tools_call_get_credentials(seq: usize) -> String {
     tools_call(seq, "aws_get_credentials")
 }
 
-/// The reference document's tool in Python (benches/reference/aws_tools_server.py), with the
-/// same credentials in its environment as `serve` has.
-struct Reference {
+/// A WebSocket server the benchmark compares `serve` with, in a helper process of its own (so
+/// that its CPU time is its own, not the client's), serving `/ws` on the port it prints.
+struct Peer {
     helper: support::Helper,
     url: String,
 }
 
-impl Reference {
-    fn start(env: &[(&str, &str)]) -> Reference {
-        let mut helper = support::Helper::start(
+impl Peer {
+    fn start(command: &mut std::process::Command, what: &str) -> Peer {
+        let helper = support::Helper::start(command, what);
+        Peer {
+            url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
+            helper,
+        }
+    }
+
+    /// The reference document's tool in Python (benches/reference/aws_tools_server.py), with
+    /// the same credentials in its environment as `serve` has.
+    fn reference(env: &[(&str, &str)]) -> Peer {
+        let mut reference = Peer::start(
             std::process::Command::new(support::python())
                 .arg(support::repo().join("benches/reference/aws_tools_server.py"))
                 .env_clear()
@@ -256,38 +266,27 @@ impl Reference {
                 .stderr(std::process::Stdio::piped()),
             "the Python reference",
         );
-        let mut log = helper.child.stderr.take().expect("stderr");
+        let mut log = reference.helper.child.stderr.take().expect("stderr");
         std::thread::spawn(move || std::io::copy(&mut log, &mut std::io::sink()));
-        Reference {
-            url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
-            helper,
-        }
+        reference
+    }
+
+    /// The WebSocket echo ([`echo_server`]): this program again.
+    fn echo() -> Peer {
+        let program = std::env::current_exe().expect("this program");
+        Peer::start(
+            std::process::Command::new(program).env(ECHO_SERVER, "1"),
+            "the WebSocket echo",
+        )
+    }
+
+    fn pid(&self) -> u32 {
+        self.helper.child.id()
     }
 }
 
 /// Set in the environment of the echo's process.
 const ECHO_SERVER: &str = "BENCH_ECHO_SERVER";
-
-/// The WebSocket echo: this program again, in a process of its own (as `serve` and the
-/// reference are, so that its CPU time is its own and not the client's).
-struct Echo {
-    helper: support::Helper,
-    url: String,
-}
-
-impl Echo {
-    fn start() -> Echo {
-        let program = std::env::current_exe().expect("this program");
-        let helper = support::Helper::start(
-            std::process::Command::new(program).env(ECHO_SERVER, "1"),
-            "the WebSocket echo",
-        );
-        Echo {
-            url: format!("ws://127.0.0.1:{}/ws", helper.info["port"]),
-            helper,
-        }
-    }
-}
 
 /// The echo's process: `serve`'s WebSocket stack (tokio's multi-threaded runtime, a connection
 /// per task with Nagle off, hyper's HTTP/1.1 upgrade, fastwebsockets) answering each text
@@ -375,7 +374,7 @@ fn main() {
         ),
         ("AWS_REGION", "us-east-1"),
     ];
-    let reference = Reference::start(&credentials);
+    let reference = Peer::reference(&credentials);
     let serve_env = [
         ("AWS_ENDPOINT_URL", moto.url.as_str()),
         ("AWS_ACCESS_KEY_ID", "AKIATHROUGHPUTEXAMPL"),
@@ -402,7 +401,7 @@ fn main() {
         ]
         .concat(),
     );
-    let echo = Echo::start();
+    let echo = Peer::echo();
     // Their logs are read and dropped, as the reference's are.
     server.logs.discard();
     unlogged.logs.discard();
@@ -411,14 +410,14 @@ fn main() {
     let results = runtime.block_on(async {
         // Warm up: connections, moto's first answers.
         run(&url, 4, 50, 4, bound, tool_mix).await;
-        let (serve_pid, reference_pid) = (server.pid(), reference.helper.child.id());
+        let (serve_pid, reference_pid) = (server.pid(), reference.pid());
         let mixes: [(&str, &str, u32, Make); 6] = [
             ("ping", &url, serve_pid, ping),
             ("envelope_get_credentials", &url, serve_pid, envelope_get_credentials),
             ("tools_call_get_credentials", &url, serve_pid, tools_call_get_credentials),
             ("reference_envelope_get_credentials", &reference.url, reference_pid, envelope_get_credentials),
             ("unlogged_envelope_get_credentials", &unlogged_url, unlogged.pid(), envelope_get_credentials),
-            ("echo_ping", &echo.url, echo.helper.child.id(), ping),
+            ("echo_ping", &echo.url, echo.pid(), ping),
         ];
         if let Ok(only) = std::env::var("BENCH_ONLY") {
             let (_, target, pid, make) = mixes

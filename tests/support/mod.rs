@@ -211,7 +211,7 @@ impl Moto {
     }
 }
 
-/// A helper process (a Python script) that prints one JSON line when it is ready and runs
+/// A helper process (a Python script, or a benchmark's own program) that prints one JSON line when it is ready and runs
 /// until stdin closes; stopped when dropped, also when the test panics.
 pub struct Helper {
     pub child: Child,
